@@ -1,0 +1,11 @@
+//! `tinyagent._alchemy`: the streaming core of tinyagent.
+
+pub mod types;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _alchemy(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,608 @@
+"""The types every part of tinyagent speaks: messages, content blocks, models, options, tools,
+the provider's ``AssistantMessageEvent``, the ten agent events and ``EventStream``.
+
+Names, fields and defaults follow the tiny-agent-os 1.2.29 public API (api-contract.md §1.2, §2,
+§4.1, §5, §6.1). Models allow extra keys and skip validation on assignment, as the old package did,
+so user code that attaches its own attributes keeps working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import (
+    Annotated,
+    Any,
+    Generic,
+    Literal,
+    Protocol,
+    TypeAlias,
+    TypeGuard,
+    TypeVar,
+    Union,
+    runtime_checkable,
+)
+
+from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# --------------------------------------------------------------------------------------------
+# JSON aliases and small helpers
+# --------------------------------------------------------------------------------------------
+
+JsonPrimitive: TypeAlias = str | int | float | bool | None
+JsonValue = TypeAliasType(
+    "JsonValue", "Union[JsonPrimitive, list[JsonValue], dict[str, JsonValue]]"
+)
+JsonObject: TypeAlias = dict[str, Any]
+MaybeAwaitable: TypeAlias = Union[T, Awaitable[T]]
+
+#: The canonical all-zero usage (api-contract §2.6). Never placed into a message: use
+#: :func:`new_zero_usage` for a fresh copy.
+ZERO_USAGE: JsonObject = {
+    "input": 0,
+    "output": 0,
+    "cache_read": 0,
+    "cache_write": 0,
+    "total_tokens": 0,
+    "cost": {"input": 0.0, "output": 0.0, "cache_read": 0.0, "cache_write": 0.0, "total": 0.0},
+}
+
+
+def new_zero_usage() -> JsonObject:
+    """A fresh deep copy of :data:`ZERO_USAGE`, safe to put into a message and mutate."""
+    return copy.deepcopy(ZERO_USAGE)
+
+
+def now_ms() -> int:
+    """Epoch milliseconds: the only timestamp format the package creates."""
+    return int(time.time() * 1000)
+
+
+@runtime_checkable
+class ModelDumpable(Protocol):
+    def model_dump(self, *, exclude_none: bool = True) -> dict[str, Any]: ...
+
+
+def dump_model_dumpable(value: object, *, where: str) -> dict[str, Any]:
+    """Serialize a message for a provider boundary, with a clear error for anything else."""
+    if not isinstance(value, ModelDumpable):
+        raise TypeError(f"{where}: expected model payload with model_dump(exclude_none=True)")
+    dumped = value.model_dump(exclude_none=True)
+    if not isinstance(dumped, dict):
+        raise TypeError(f"{where}: model_dump(exclude_none=True) must return a dict")
+    return dumped
+
+
+class _Model(BaseModel):
+    """Base of every pydantic type here: extra keys kept, assignment not validated."""
+
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Content blocks and messages (§2.2, §2.3)
+# --------------------------------------------------------------------------------------------
+
+
+class ThinkingLevel(str, Enum):
+    OFF = "off"
+    MINIMAL = "minimal"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    XHIGH = "xhigh"
+
+
+class ThinkingBudgets(_Model):
+    thinking_budget: int | None = None
+    max_tokens: int | None = None
+
+
+class CacheControl(_Model):
+    type: str | None = None
+
+
+class TextContent(_Model):
+    type: Literal["text"] = "text"
+    text: str | None = None
+    text_signature: str | None = None
+    cache_control: CacheControl | None = None
+
+
+class ImageContent(_Model):
+    type: Literal["image"] = "image"
+    url: str | None = None
+    mime_type: str | None = None
+
+
+class ThinkingContent(_Model):
+    type: Literal["thinking"] = "thinking"
+    thinking: str | None = None
+    thinking_signature: str | None = None
+    cache_control: CacheControl | None = None
+
+
+class ToolCallContent(_Model):
+    type: Literal["tool_call"] = "tool_call"
+    id: str | None = None
+    name: str | None = None
+    arguments: JsonObject = Field(default_factory=dict)
+    partial_json: str | None = None
+
+
+ToolCall = ToolCallContent
+
+AssistantContent: TypeAlias = Union[TextContent, ThinkingContent, ToolCallContent]
+_AssistantBlock = Annotated[AssistantContent, Field(discriminator="type")]
+_UserBlock = Annotated[Union[TextContent, ImageContent], Field(discriminator="type")]
+
+StopReason: TypeAlias = Literal[
+    "complete", "error", "aborted", "tool_calls", "stop", "length", "tool_use"
+]
+STOP_REASONS: frozenset[str] = frozenset(
+    {"complete", "error", "aborted", "tool_calls", "stop", "length", "tool_use"}
+)
+
+
+class UserMessage(_Model):
+    role: Literal["user"] = "user"
+    content: list[_UserBlock] = Field(default_factory=list)
+    timestamp: int | None = None
+
+
+class AssistantMessage(_Model):
+    role: Literal["assistant"] = "assistant"
+    content: list[_AssistantBlock | None] = Field(default_factory=list)
+    stop_reason: StopReason | None = None
+    timestamp: int | None = None
+    api: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    usage: JsonObject | None = None
+    error_message: str | None = None
+
+
+class ToolResultMessage(_Model):
+    role: Literal["tool_result"] = "tool_result"
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    content: list[_UserBlock] = Field(default_factory=list)
+    details: JsonObject = Field(default_factory=dict)
+    is_error: bool = False
+    terminate: bool = Field(default=False, exclude=True)
+    timestamp: int | None = None
+
+
+class CustomAgentMessage(_Model):
+    """Base for application messages; the default ``convert_to_llm`` never sends them."""
+
+    role: str = ""
+    timestamp: int | None = None
+
+
+Message: TypeAlias = Union[UserMessage, AssistantMessage, ToolResultMessage]
+AgentMessage: TypeAlias = Union[Message, CustomAgentMessage]
+
+
+# --------------------------------------------------------------------------------------------
+# Model and options (§2.4)
+# --------------------------------------------------------------------------------------------
+
+
+class Model(_Model):
+    provider: str = ""
+    id: str = ""
+    api: str = ""
+    thinking_level: ThinkingLevel = ThinkingLevel.OFF
+
+
+ReasoningEffort: TypeAlias = Literal["minimal", "low", "medium", "high", "xhigh"]
+ReasoningMode: TypeAlias = bool | ReasoningEffort
+
+
+class SimpleStreamOptions(_Model):
+    api_key: str | None = Field(default=None, repr=False)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    signal: asyncio.Event | None = None
+    session_id: str | None = None
+    reasoning: ReasoningEffort | None = None
+    headers: dict[str, str] | None = Field(default=None, repr=False)
+    max_retries: int | None = None
+    connect_timeout: float | None = None
+    first_byte_timeout: float | None = None
+    idle_timeout: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Tools (§6.1, §4.6)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AgentToolResult:
+    content: list[TextContent | ImageContent] = field(default_factory=list)
+    details: JsonObject = field(default_factory=dict)
+    terminate: bool = False
+
+
+AgentToolUpdateCallback: TypeAlias = Callable[[AgentToolResult], None]
+
+
+@dataclass
+class ToolLoopControl:
+    terminate: bool = False
+    result: AgentToolResult | None = None
+    is_error: bool | None = None
+
+
+@dataclass
+class Tool:
+    name: str = ""
+    description: str = ""
+    parameters: JsonObject = field(default_factory=dict)
+
+
+@dataclass
+class AgentTool(Tool):
+    label: str = ""
+    execute: Callable[..., Awaitable[AgentToolResult]] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# State and contexts (§3.5, §4.1)
+# --------------------------------------------------------------------------------------------
+
+
+class AgentState(_Model):
+    system_prompt: str = ""
+    model: Model | None = None
+    thinking_level: ThinkingLevel = ThinkingLevel.OFF
+    tools: list[AgentTool] = Field(default_factory=list)
+    messages: list[AgentMessage] = Field(default_factory=list)
+    is_streaming: bool = False
+    stream_message: AgentMessage | None = None
+    pending_tool_calls: set[str] = Field(default_factory=set)
+    error: str | None = None
+
+
+@dataclass
+class Context:
+    system_prompt: str = ""
+    messages: list[Any] = field(default_factory=list)
+    tools: list[AgentTool] | None = None
+
+
+@dataclass
+class AgentContext:
+    system_prompt: str = ""
+    messages: list[Any] = field(default_factory=list)
+    tools: list[AgentTool] | None = None
+
+
+ConvertToLlmFn: TypeAlias = Callable[[list[AgentMessage]], MaybeAwaitable[list[Message]]]
+TransformContextFn: TypeAlias = Callable[
+    [list[AgentMessage], asyncio.Event | None], MaybeAwaitable[list[AgentMessage]]
+]
+ApiKeyResolver: TypeAlias = Callable[[str], MaybeAwaitable[str | None]]
+AgentMessageProvider: TypeAlias = Callable[[], Awaitable[list[AgentMessage]]]
+BeforeToolCallFn: TypeAlias = Callable[
+    [ToolCallContent, AgentTool | None, JsonObject], MaybeAwaitable[ToolLoopControl | None]
+]
+AfterToolCallFn: TypeAlias = Callable[
+    [ToolCallContent, ToolResultMessage], MaybeAwaitable[ToolLoopControl | None]
+]
+ShouldStopAfterTurnFn: TypeAlias = Callable[
+    [AssistantMessage, list[ToolResultMessage], AgentContext, list[AgentMessage]],
+    MaybeAwaitable[bool],
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Provider events (§5.3)
+# --------------------------------------------------------------------------------------------
+
+AssistantMessageEventType: TypeAlias = Literal[
+    "start",
+    "text_start",
+    "text_delta",
+    "text_end",
+    "thinking_start",
+    "thinking_delta",
+    "thinking_end",
+    "tool_call_start",
+    "tool_call_delta",
+    "tool_call_end",
+    "done",
+    "error",
+    "retry",
+]
+
+STREAM_UPDATE_EVENTS: frozenset[str] = frozenset(
+    {
+        "text_start",
+        "text_delta",
+        "text_end",
+        "thinking_start",
+        "thinking_delta",
+        "thinking_end",
+        "tool_call_start",
+        "tool_call_delta",
+        "tool_call_end",
+    }
+)
+
+
+class AssistantMessageEvent(_Model):
+    type: AssistantMessageEventType | None = None
+    partial: AssistantMessage | None = None
+    content_index: int | None = None
+    delta: str | None = None
+    content: str | TextContent | ThinkingContent | ToolCallContent | None = None
+    tool_call: ToolCallContent | None = None
+    reason: str | None = None
+    message: AssistantMessage | None = None
+    error: AssistantMessage | str | None = None
+    attempt: int | None = None
+    delay: float | None = None
+
+
+class StreamResponse(Protocol):
+    def __aiter__(self) -> AsyncIterator[AssistantMessageEvent]: ...
+
+    async def __anext__(self) -> AssistantMessageEvent: ...
+
+    def result(self) -> Awaitable[AssistantMessage]: ...
+
+
+StreamFn: TypeAlias = Callable[[Model, Context, SimpleStreamOptions], Awaitable[StreamResponse]]
+
+
+# --------------------------------------------------------------------------------------------
+# Agent events (§5.1) and type guards (§5.2)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AgentStartEvent:
+    type: Literal["agent_start"] = "agent_start"
+
+
+@dataclass
+class AgentEndEvent:
+    type: Literal["agent_end"] = "agent_end"
+    messages: list[AgentMessage] = field(default_factory=list)
+
+
+@dataclass
+class TurnStartEvent:
+    type: Literal["turn_start"] = "turn_start"
+
+
+@dataclass
+class TurnEndEvent:
+    type: Literal["turn_end"] = "turn_end"
+    message: AgentMessage | None = None
+    tool_results: list[ToolResultMessage] = field(default_factory=list)
+
+
+@dataclass
+class MessageStartEvent:
+    type: Literal["message_start"] = "message_start"
+    message: AgentMessage | None = None
+
+
+@dataclass
+class MessageUpdateEvent:
+    type: Literal["message_update"] = "message_update"
+    message: AgentMessage | None = None
+    assistant_message_event: AssistantMessageEvent | None = None
+
+
+@dataclass
+class MessageEndEvent:
+    type: Literal["message_end"] = "message_end"
+    message: AgentMessage | None = None
+
+
+@dataclass
+class ToolExecutionStartEvent:
+    type: Literal["tool_execution_start"] = "tool_execution_start"
+    tool_call_id: str = ""
+    tool_name: str = ""
+    args: JsonObject | None = None
+
+
+@dataclass
+class ToolExecutionUpdateEvent:
+    type: Literal["tool_execution_update"] = "tool_execution_update"
+    tool_call_id: str = ""
+    tool_name: str = ""
+    args: JsonObject | None = None
+    partial_result: AgentToolResult | None = None
+
+
+@dataclass
+class ToolExecutionEndEvent:
+    type: Literal["tool_execution_end"] = "tool_execution_end"
+    tool_call_id: str = ""
+    tool_name: str = ""
+    result: AgentToolResult | None = None
+    is_error: bool = False
+    args: JsonObject | None = None
+
+
+MessageEvent: TypeAlias = Union[MessageStartEvent, MessageUpdateEvent, MessageEndEvent]
+ToolExecutionEvent: TypeAlias = Union[
+    ToolExecutionStartEvent, ToolExecutionUpdateEvent, ToolExecutionEndEvent
+]
+AgentEvent: TypeAlias = Union[
+    AgentStartEvent,
+    AgentEndEvent,
+    TurnStartEvent,
+    TurnEndEvent,
+    MessageStartEvent,
+    MessageUpdateEvent,
+    MessageEndEvent,
+    ToolExecutionStartEvent,
+    ToolExecutionUpdateEvent,
+    ToolExecutionEndEvent,
+]
+
+
+def is_agent_end_event(event: object) -> TypeGuard[AgentEndEvent]:
+    return isinstance(event, AgentEndEvent)
+
+
+def is_turn_end_event(event: object) -> TypeGuard[TurnEndEvent]:
+    return isinstance(event, TurnEndEvent)
+
+
+def is_message_start_or_update_event(
+    event: object,
+) -> TypeGuard[MessageStartEvent | MessageUpdateEvent]:
+    return isinstance(event, (MessageStartEvent, MessageUpdateEvent))
+
+
+def is_message_end_event(event: object) -> TypeGuard[MessageEndEvent]:
+    return isinstance(event, MessageEndEvent)
+
+
+def is_message_event(event: object) -> TypeGuard[MessageEvent]:
+    return isinstance(event, (MessageStartEvent, MessageUpdateEvent, MessageEndEvent))
+
+
+def is_tool_execution_start_event(event: object) -> TypeGuard[ToolExecutionStartEvent]:
+    return isinstance(event, ToolExecutionStartEvent)
+
+
+def is_tool_execution_end_event(event: object) -> TypeGuard[ToolExecutionEndEvent]:
+    return isinstance(event, ToolExecutionEndEvent)
+
+
+def is_tool_execution_event(event: object) -> TypeGuard[ToolExecutionEvent]:
+    return isinstance(
+        event, (ToolExecutionStartEvent, ToolExecutionUpdateEvent, ToolExecutionEndEvent)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Loop configuration (§4.1)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AgentLoopConfig:
+    model: Model
+    convert_to_llm: ConvertToLlmFn
+    transform_context: TransformContextFn | None = None
+    get_api_key: ApiKeyResolver | None = None
+    get_steering_messages: AgentMessageProvider | None = None
+    get_follow_up_messages: AgentMessageProvider | None = None
+    before_tool_call: BeforeToolCallFn | None = None
+    after_tool_call: AfterToolCallFn | None = None
+    should_stop_after_turn: ShouldStopAfterTurnFn | None = None
+    api_key: str | None = field(default=None, repr=False)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    session_id: str | None = None
+    thinking_level: ThinkingLevel | None = None
+    max_turns: int | None = 100
+
+
+# --------------------------------------------------------------------------------------------
+# EventStream (§4.1)
+# --------------------------------------------------------------------------------------------
+
+EventStreamQueueItem: TypeAlias = Any
+
+
+class EventStream(Generic[T, R]):
+    """A single-consumer async stream of events that ends on an end event or ``end(result)``.
+
+    Its asyncio objects are made lazily inside the running loop, never at construction, so the
+    same kind of object can serve runs on different loops (api-contract §4.9).
+    """
+
+    def __init__(self, is_end_event: Callable[[T], bool], get_result: Callable[[T], R]) -> None:
+        self._is_end_event = is_end_event
+        self._get_result = get_result
+        self._queue: deque[T] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False  # no more pushes accepted
+        self._finished = False  # the consumer has seen the end
+        self._has_result = False
+        self._result: R | None = None
+        self._exception: BaseException | None = None
+
+    def push(self, event: T) -> None:
+        if self._closed:
+            return
+        self._queue.append(event)
+        if self._is_end_event(event):
+            self._closed = True
+        self._wake()
+
+    def end(self, result: R | None = None) -> None:
+        if self._closed and self._has_result:
+            return
+        self._closed = True
+        if result is not None and not self._has_result:
+            self._result = result
+            self._has_result = True
+        self._wake()
+
+    def set_exception(self, exc: BaseException) -> None:
+        if self._closed:
+            return
+        self._exception = exc
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def __aiter__(self) -> EventStream[T, R]:
+        return self
+
+    async def __anext__(self) -> T:
+        while True:
+            if self._finished:
+                raise StopAsyncIteration
+            if self._queue:
+                event = self._queue.popleft()
+                if self._is_end_event(event):
+                    self._finished = True
+                    self._result = self._get_result(event)
+                    self._has_result = True
+                return event
+            if self._closed:
+                self._finished = True
+                if self._exception is not None:
+                    raise self._exception
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    async def result(self) -> R:
+        async for _ in self:
+            pass
+        if self._exception is not None:
+            raise self._exception
+        if not self._has_result:
+            return []  # type: ignore[return-value]
+        return self._result  # type: ignore[return-value]
