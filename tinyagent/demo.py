@@ -1,0 +1,90 @@
+"""``python -m tinyagent.demo``: the product README's quickstart, offline.
+
+Starts the built-in demo model (a loopback OpenAI-compatible server with a deterministic brain,
+``tinyagent.testing``), points an ``Agent`` at it through the real stack (the Rust streaming core,
+HTTP and SSE) and streams two answers to the terminal: a free-form prompt, then a prompt that
+makes the model call the README's ``sum`` tool. No network and no API key are needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from tinyagent import Agent, AgentOptions, AgentTool, AgentToolResult, TextContent
+from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
+from tinyagent.testing import DemoBrain, ModelServer
+
+
+async def calculate_sum(
+    tool_call_id: str, args: dict[str, Any], signal: Any, on_update: Any
+) -> AgentToolResult:
+    result = args["a"] + args["b"]
+    return AgentToolResult(content=[TextContent(text=str(result))])
+
+
+SUM_TOOL = AgentTool(
+    name="sum",
+    description="Add two numbers",
+    parameters={
+        "type": "object",
+        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+        "required": ["a", "b"],
+    },
+    execute=calculate_sum,
+)
+
+
+def _print_live(event: Any) -> None:
+    """Print text deltas as they stream, and one line per tool call."""
+    if event.type == "message_update":
+        inner = event.assistant_message_event
+        if inner is not None and inner.type == "text_delta":
+            sys.stdout.write(inner.delta or "")
+            sys.stdout.flush()
+    elif event.type == "tool_execution_start":
+        print(f"\n[tool call] {event.tool_name}({event.args})")
+    elif event.type == "tool_execution_end":
+        text = "".join(getattr(block, "text", "") or "" for block in event.result.content)
+        print(f"[tool result] {event.tool_name} -> {text}")
+    elif event.type == "message_end" and getattr(event.message, "role", "") == "assistant":
+        print()
+
+
+async def run(prompts: list[str]) -> None:
+    with ModelServer(DemoBrain()) as server:
+        print(f"Demo model (offline, deterministic) listening on {server.url}\n")
+        agent = Agent(
+            AgentOptions(stream_fn=stream_alchemy_openai_completions, session_id="demo-session")
+        )
+        agent.set_system_prompt("You are a helpful assistant.")
+        agent.set_model(OpenAICompatModel(provider="demo", id="tinyagent-demo", base_url=server.url))
+        agent.set_tools([SUM_TOOL])
+        agent.subscribe(_print_live)
+        for prompt in prompts:
+            print(f">>> {prompt}")
+            reply = await agent.prompt(prompt)
+            if getattr(reply, "stop_reason", None) in ("error", "aborted"):
+                print(f"[{reply.stop_reason}] {reply.error_message}")
+            print()
+        usage = [m.usage for m in agent.state.messages if getattr(m, "usage", None)]
+        total = sum(u.get("total_tokens", 0) for u in usage)
+        print(f"{len(agent.state.messages)} messages in the conversation, {total} tokens in all.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "prompts",
+        nargs="*",
+        default=["What is the capital of France?", "Please use sum to add 2 and 40."],
+        help="prompts to send, in order (one conversation)",
+    )
+    args = parser.parse_args(argv)
+    asyncio.run(run(args.prompts))
+
+
+if __name__ == "__main__":
+    main()
