@@ -1,5 +1,6 @@
 //! `tinyagent._alchemy`: the streaming core of tinyagent.
 
+pub mod sse;
 pub mod types;
 
 use pyo3::prelude::*;
