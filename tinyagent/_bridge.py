@@ -1,0 +1,515 @@
+"""The asyncio side of the Rust core's batch interface (docs/design.md, wire.md §5.2).
+
+One ``Notifier`` per running event loop is registered with ``loop.add_reader`` while any stream of
+that loop is attached. When its fd becomes readable the :class:`_LoopDispatcher` asks it which
+streams have new events (``take_ready()``) and wakes them; each stream drains its handle in one call
+(a list of compact 4-tuples) and applies the whole batch to its single live partial
+(:class:`PartialBuilder`), so nothing waits in a thread pool (R11) and no JSON crosses the boundary
+per token (R9). Handles that offer only the blocking ``next_event()``/``result()`` pair (test
+stand-ins, or a loop without ``add_reader``) are driven from a dedicated thread per stream
+(:class:`HandleWorker`), never from the default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import queue
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from tinyagent.agent_types import (
+    AssistantMessage,
+    AssistantMessageEvent,
+    TextContent,
+    ThinkingContent,
+    ToolCallContent,
+)
+
+logger = logging.getLogger("tinyagent.alchemy_provider")
+
+#: Best-effort ``arguments`` of a streaming tool call are recomputed only up to this many
+#: characters of ``partial_json`` (api-contract §5.3); above it they stay ``{}`` until the call ends.
+BEST_EFFORT_ARGUMENTS_LIMIT = 64 * 1024
+
+BatchItem = tuple[str, int | None, Any, Any]
+
+
+class Notifier(Protocol):
+    def fileno(self) -> int: ...
+
+    def take_ready(self) -> list[int]: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Events without per-event validation
+# --------------------------------------------------------------------------------------------
+
+_EVENT_DEFAULTS: dict[str, Any] = dict.fromkeys(AssistantMessageEvent.model_fields)
+_new_object = object.__new__
+_set_attr = object.__setattr__
+
+
+def construct_event(**fields: Any) -> AssistantMessageEvent:
+    """The object ``AssistantMessageEvent.model_construct(**fields)`` builds, at a fraction of the cost.
+
+    ``model_construct`` walks every field's default on each call (about 18 µs here); this is a hot
+    path (one call per token), so the same four slots are filled directly (about 1 µs). Every field
+    of the event defaults to ``None``, which is what makes the shortcut exact.
+    """
+    event = _new_object(AssistantMessageEvent)
+    values = _EVENT_DEFAULTS.copy()
+    values.update(fields)
+    _set_attr(event, "__dict__", values)
+    _set_attr(event, "__pydantic_fields_set__", set(fields))
+    _set_attr(event, "__pydantic_extra__", {})
+    _set_attr(event, "__pydantic_private__", None)
+    return event
+
+
+def best_effort_arguments(partial_json: str) -> dict[str, Any]:
+    """Arguments of an unfinished tool call: the JSON object so far, closing open braces, else ``{}``.
+
+    Same rule as ``parse_streaming_json`` of the proxy (api-contract §9.3).
+    """
+    try:
+        value = json.loads(partial_json)
+    except ValueError:
+        text = partial_json.strip()
+        missing = text.count("{") - text.count("}")
+        if text.endswith("}") or missing <= 0:
+            return {}
+        try:
+            value = json.loads(text + "}" * missing)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+# --------------------------------------------------------------------------------------------
+# The partial: one AssistantMessage per stream, updated once per drained batch
+# --------------------------------------------------------------------------------------------
+
+
+def _append(block: Any, field: str, pieces: list[str]) -> str:
+    """Append the batch's pieces to a block's text in amortised O(len(pieces)).
+
+    The old value is popped out of the block's ``__dict__`` first so the local name holds the only
+    reference; CPython then grows the string in place instead of copying it (a long reply stays
+    O(n) overall even when every batch carries a single delta). If a reader still holds the old
+    string, CPython copies instead, which is the correct thing to do for an immutable value.
+    """
+    slots = block.__dict__
+    text = slots.pop(field, None) or ""
+    text += pieces[0] if len(pieces) == 1 else "".join(pieces)
+    slots[field] = text
+    return text
+
+
+class PartialBuilder:
+    """Applies drained 4-tuples (docs/design.md) to the stream's live partial and makes events."""
+
+    def __init__(self, partial: AssistantMessage, scrub: Callable[[str], str]) -> None:
+        self.partial = partial
+        self.final: AssistantMessage | None = None
+        self.finished = False
+        self._scrub = scrub
+
+    def apply(self, batch: Iterable[BatchItem]) -> list[AssistantMessageEvent]:
+        events: list[AssistantMessageEvent] = []
+        pending: dict[int, list[str]] = {}
+        partial = self.partial
+        for kind, index, a, b in batch:
+            if kind == "text_delta" or kind == "thinking_delta" or kind == "tool_call_delta":
+                pieces = pending.get(index)  # type: ignore[arg-type]
+                if pieces is None:
+                    pending[index] = [a]  # type: ignore[index]
+                else:
+                    pieces.append(a)
+                events.append(
+                    construct_event(type=kind, partial=partial, content_index=index, delta=a)
+                )
+            elif kind == "text_start":
+                self._place(index, TextContent(text=""))
+                events.append(construct_event(type=kind, partial=partial, content_index=index))
+            elif kind == "thinking_start":
+                self._place(index, ThinkingContent(thinking="", thinking_signature=a))
+                events.append(construct_event(type=kind, partial=partial, content_index=index))
+            elif kind == "text_end" or kind == "thinking_end":
+                # The core's full text is authoritative; this batch's pieces are part of it.
+                pending.pop(index, None)  # type: ignore[arg-type]
+                block = self._block(index)
+                if block is not None:
+                    block.__dict__["text" if kind == "text_end" else "thinking"] = a
+                events.append(
+                    construct_event(type=kind, partial=partial, content_index=index, content=a)
+                )
+            elif kind == "tool_call_start":
+                self._place(index, ToolCallContent(id=a, name=b, arguments={}, partial_json=""))
+                announced = ToolCallContent(id=a, name=b, arguments={})
+                events.append(
+                    construct_event(
+                        type=kind, partial=partial, content_index=index, tool_call=announced
+                    )
+                )
+            elif kind == "tool_call_end":
+                pending.pop(index, None)  # type: ignore[arg-type]
+                call = ToolCallContent.model_validate(a)
+                block = self._block(index)
+                if isinstance(block, ToolCallContent):
+                    slots = block.__dict__
+                    slots["id"] = call.id
+                    slots["name"] = call.name
+                    slots["arguments"] = dict(call.arguments)
+                    slots["partial_json"] = call.partial_json
+                events.append(
+                    construct_event(type=kind, partial=partial, content_index=index, tool_call=call)
+                )
+            elif kind == "start":
+                self._adopt_start(a)
+                events.append(construct_event(type=kind, partial=partial))
+            elif kind == "retry":
+                attempt, delay = b
+                events.append(
+                    construct_event(
+                        type=kind, partial=partial, reason=a, attempt=attempt, delay=delay
+                    )
+                )
+            elif kind == "done" or kind == "error":
+                self._flush(pending)
+                pending = {}
+                final = self._final_message(b)
+                if kind == "done":
+                    events.append(construct_event(type=kind, reason=a, message=final))
+                else:
+                    events.append(construct_event(type=kind, reason=a, error=final))
+            else:
+                logger.warning("ignoring unknown stream event type %r from the core", kind)
+        self._flush(pending)
+        return events
+
+    def _final_message(self, raw: Any) -> AssistantMessage:
+        if isinstance(raw, dict) and isinstance(raw.get("error_message"), str):
+            raw = dict(raw, error_message=self._scrub(raw["error_message"]))
+        final = AssistantMessage.model_validate(raw)
+        self.final = final
+        self.finished = True
+        return final
+
+    def _adopt_start(self, initial: Any) -> None:
+        """Take the core's initial partial fields into the live partial (kept as the same object)."""
+        if not isinstance(initial, dict):
+            return
+        slots = self.partial.__dict__
+        for key in ("api", "provider", "model", "timestamp", "stop_reason", "error_message"):
+            if key in initial:
+                slots[key] = initial[key]
+        usage = initial.get("usage")
+        if isinstance(usage, dict):
+            slots["usage"] = usage
+
+    def _place(self, index: int | None, block: Any) -> None:
+        if index is None or index < 0:
+            logger.warning("ignoring a block start without a valid content index: %r", index)
+            return
+        content = self.partial.content
+        while len(content) <= index:
+            content.append(None)
+        content[index] = block
+
+    def _block(self, index: int | None) -> Any:
+        content = self.partial.content
+        if index is None or not 0 <= index < len(content):
+            return None
+        return content[index]
+
+    def _flush(self, pending: dict[int, list[str]]) -> None:
+        for index, pieces in pending.items():
+            block = self._block(index)
+            if isinstance(block, TextContent):
+                _append(block, "text", pieces)
+            elif isinstance(block, ThinkingContent):
+                _append(block, "thinking", pieces)
+            elif isinstance(block, ToolCallContent):
+                raw = _append(block, "partial_json", pieces)
+                if len(raw) <= BEST_EFFORT_ARGUMENTS_LIMIT:
+                    block.__dict__["arguments"] = best_effort_arguments(raw)
+                elif block.__dict__.get("arguments"):
+                    block.__dict__["arguments"] = {}
+            else:
+                logger.warning("dropping deltas for content index %s: no open block there", index)
+
+
+# --------------------------------------------------------------------------------------------
+# One Notifier per event loop
+# --------------------------------------------------------------------------------------------
+
+
+class _LoopDispatcher:
+    """Owns one loop's Notifier; its fd is watched only while a stream of the loop is attached."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self._fd = notifier.fileno()
+        # Weak values: an abandoned response is collected (dropping its handle cancels the HTTP
+        # stream in the core) instead of being kept alive by the dispatcher.
+        self._streams: weakref.WeakValueDictionary[int, BatchEventSource] = (
+            weakref.WeakValueDictionary()
+        )
+        self._tokens = itertools.count(1)
+        self._loop_ref: weakref.ReferenceType[asyncio.AbstractEventLoop] | None = None
+
+    def add(self, stream: BatchEventSource, loop: asyncio.AbstractEventLoop) -> int:
+        token = next(self._tokens)
+        self._streams[token] = stream
+        if self._loop_ref is None:
+            loop.add_reader(self._fd, self._on_readable)
+            self._loop_ref = weakref.ref(loop)
+        return token
+
+    def remove(self, token: int) -> None:
+        self._streams.pop(token, None)
+        if not self._streams:
+            self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        loop = self._loop_ref() if self._loop_ref is not None else None
+        self._loop_ref = None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self._fd)
+
+    def _on_readable(self) -> None:
+        try:
+            tokens = self.notifier.take_ready()
+        except Exception:
+            logger.exception("Notifier.take_ready() failed")
+            return
+        for token in tokens:
+            stream = self._streams.get(token)
+            if stream is not None:
+                stream.notify()
+        if not self._streams:
+            self._stop_reading()
+
+
+_DISPATCHERS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[Callable[[], Notifier], _LoopDispatcher]
+] = weakref.WeakKeyDictionary()
+
+
+def _dispatcher_for(
+    loop: asyncio.AbstractEventLoop, notifier_factory: Callable[[], Notifier]
+) -> _LoopDispatcher:
+    per_loop = _DISPATCHERS.setdefault(loop, {})
+    dispatcher = per_loop.get(notifier_factory)
+    if dispatcher is None:
+        dispatcher = per_loop[notifier_factory] = _LoopDispatcher(notifier_factory())
+    return dispatcher
+
+
+def loop_supports_readers(loop: asyncio.AbstractEventLoop) -> bool:
+    """False for loops without ``add_reader`` (Windows' Proactor loop)."""
+    return not isinstance(loop, getattr(asyncio, "ProactorEventLoop", ()))
+
+
+# --------------------------------------------------------------------------------------------
+# Event sources
+# --------------------------------------------------------------------------------------------
+
+
+class BatchEventSource:
+    """Events of one handle with the batch interface, delivered on the awaiting loop."""
+
+    def __init__(
+        self,
+        handle: Any,
+        notifier_factory: Callable[[], Notifier],
+        builder: PartialBuilder,
+        scrub: Callable[[str], str],
+    ) -> None:
+        self._handle = handle
+        self._notifier_factory = notifier_factory
+        self._builder = builder
+        self._scrub = scrub
+        self._buffer: deque[AssistantMessageEvent] = deque()
+        self._waiters: list[asyncio.Future[None]] = []
+        self._dispatcher: _LoopDispatcher | None = None
+        self._token = 0
+        self._ready = False
+        self._ended = False  # terminal event seen, or the start failed
+        self._start_error: Exception | None = None
+        self._discard = False  # nobody iterates any more: drain only to reach the end
+
+    @property
+    def final(self) -> AssistantMessage | None:
+        return self._builder.final
+
+    async def next(self) -> AssistantMessageEvent | None:
+        while not self._buffer:
+            if self._ended:
+                return None
+            await self._fill()
+        return self._buffer.popleft()
+
+    async def final_message(self) -> AssistantMessage:
+        while self._builder.final is None:
+            if self._start_error is not None:
+                raise self._start_error
+            if self._ended:
+                raise RuntimeError("the stream ended without a final message")
+            await self._fill()
+        return self._builder.final
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+    def stop_iteration(self) -> None:
+        """Called by ``aclose()``: later batches only advance the stream to its end."""
+        self._discard = True
+        self._buffer.clear()
+
+    def notify(self) -> None:
+        """Dispatcher callback: the handle has undrained events."""
+        self._ready = True
+        if self._discard and not self._waiters:
+            try:
+                self._drain()
+            except Exception:
+                logger.debug("closed stream failed while draining", exc_info=True)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _fill(self) -> None:
+        """Wait until at least one batch has been applied, or the stream has ended."""
+        while not self._ended:
+            if self._ready:
+                if self._drain():
+                    return
+                continue
+            loop = asyncio.get_running_loop()
+            if self._dispatcher is None:
+                self._attach(loop)
+                continue
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                # Cancelling the awaiting task stops the stream (wire R1).
+                self._handle.cancel()
+                self._discard = True
+                raise
+            finally:
+                self._waiters.remove(waiter)
+
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        dispatcher = _dispatcher_for(loop, self._notifier_factory)
+        self._token = dispatcher.add(self, loop)
+        self._dispatcher = dispatcher
+        # Marks the token at once when events are already pending, so nothing is missed.
+        self._handle.attach(dispatcher.notifier, self._token)
+
+    def _drain(self) -> bool:
+        """Apply one drained batch; True if it carried events."""
+        self._ready = False
+        try:
+            batch = self._handle.drain()
+        except Exception as exc:
+            self._end()
+            self._start_error = _scrubbed(exc, self._scrub)
+            raise self._start_error from None
+        if not batch:
+            return False
+        events = self._builder.apply(batch)
+        if not self._discard:
+            self._buffer.extend(events)
+        if self._builder.finished:
+            self._end()
+        return True
+
+    def _end(self) -> None:
+        self._ended = True
+        if self._dispatcher is not None:
+            self._dispatcher.remove(self._token)
+            self._dispatcher = None
+
+
+def _scrubbed(exc: Exception, scrub: Callable[[str], str]) -> Exception:
+    """The same exception with any secret scrubbed from its text (it may echo a provider body)."""
+    text = str(exc)
+    clean = scrub(text)
+    if clean == text:
+        return exc
+    try:
+        return type(exc)(clean)
+    except Exception:
+        return RuntimeError(clean)
+
+
+class HandleWorker:
+    """Runs one stream's blocking handle calls on its own thread, one call at a time.
+
+    Used for handles without the batch interface (the ``_ALCHEMY_MODULE`` seam, or a loop without
+    ``add_reader``). A waiting stream never occupies a slot of the default executor (R11).
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self._requests: queue.SimpleQueue[
+            tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop] | None
+        ] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    async def call(self, method: str) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._serve, name="tinyagent-stream", daemon=True
+            )
+            self._thread.start()
+        self._requests.put((getattr(self._handle, method), future, loop))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            cancel = getattr(self._handle, "cancel", None)
+            if callable(cancel):
+                cancel()
+            raise
+
+    def stop(self) -> None:
+        """Let the thread exit after the call in flight, if any."""
+        if self._thread is not None:
+            self._requests.put(None)
+            self._thread = None
+
+    def _serve(self) -> None:
+        while True:
+            request = self._requests.get()
+            if request is None:
+                return
+            function, future, loop = request
+            try:
+                outcome: tuple[bool, Any] = (True, function())
+            except BaseException as exc:  # delivered to the awaiting task, re-raised there
+                outcome = (False, exc)
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                return
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if future.done():
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

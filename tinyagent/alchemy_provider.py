@@ -1,0 +1,610 @@
+"""The built-in provider: ``OpenAICompatModel`` and ``stream_alchemy_openai_completions``.
+
+Python decides routing (provider, api, URL, key, reasoning; api-contract §8.2), checks what the
+wire cannot carry before any network activity, and hands plain dicts to the Rust core
+``tinyagent._alchemy`` (§8.3), which owns the HTTP/SSE transport. Events come back through the
+asyncio bridge of :mod:`tinyagent._bridge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import importlib
+import logging
+import os
+import re
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from pydantic import model_validator
+
+from tinyagent._bridge import (
+    BatchEventSource,
+    HandleWorker,
+    Notifier,
+    PartialBuilder,
+    loop_supports_readers,
+)
+from tinyagent.agent_types import (
+    AssistantMessage,
+    AssistantMessageEvent,
+    Context,
+    Model,
+    ReasoningEffort,
+    ReasoningMode,
+    SimpleStreamOptions,
+    ThinkingLevel,
+    dump_model_dumpable,
+    now_ms,
+)
+
+__all__ = [
+    "DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL",
+    "AlchemyStreamResponse",
+    "OpenAICompatModel",
+    "ReasoningEffort",
+    "ReasoningMode",
+    "stream_alchemy_openai_completions",
+]
+
+logger = logging.getLogger("tinyagent.alchemy_provider")
+
+DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL = "https://api.openai.com/v1/chat/completions"
+
+#: Test seam (api-contract §1): when set, used instead of importing ``tinyagent._alchemy``.
+_ALCHEMY_MODULE: Any = None
+
+_CHAT_COMPLETIONS_URLS = {
+    "openai": "https://api.openai.com/v1/chat/completions",
+    "openrouter": "https://openrouter.ai/api/v1/chat/completions",
+    "minimax": "https://api.minimax.io/v1/chat/completions",
+    "minimax-cn": "https://api.minimax.chat/v1/chat/completions",
+}
+# On anthropic-messages the URL is the API root; alchemy-llm appends /v1/messages (wire §5.4).
+_ANTHROPIC_API_ROOTS = {
+    "anthropic": "https://api.anthropic.com",
+    "kimi": "https://api.kimi.com/coding",
+}
+_API_ALIASES = {
+    "openai": "openai-completions",
+    "openai-compatible": "openai-completions",
+    "chat-completions": "openai-completions",
+    "minimax": "minimax-completions",
+}
+ANTHROPIC_MESSAGES = "anthropic-messages"
+
+#: Environment variables holding each known provider's key, in lookup order (api-contract §8.2).
+PROVIDER_KEY_ENV: dict[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_API_KEY",),
+    "openrouter": ("OPENROUTER_API_KEY",),
+    "minimax": ("MINIMAX_API_KEY",),
+    "minimax-cn": ("MINIMAX_CN_API_KEY",),
+    "anthropic": ("ANTHROPIC_OAUTH_TOKEN", "ANTHROPIC_API_KEY"),
+    "groq": ("GROQ_API_KEY",),
+    "cerebras": ("CEREBRAS_API_KEY",),
+    "xai": ("XAI_API_KEY",),
+    "mistral": ("MISTRAL_API_KEY",),
+    "google": ("GEMINI_API_KEY",),
+    "kimi": ("KIMI_API_KEY",),
+    "zai": ("ZAI_API_KEY",),
+    "featherless": ("FEATHERLESS_API_KEY",),
+    "vercel-ai-gateway": ("AI_GATEWAY_API_KEY",),
+    "chutes": ("CHUTES_API_KEY",),
+}
+
+_SENDABLE_ROLES = frozenset({"user", "assistant", "tool_result"})
+_DATA_URL = re.compile(r"data:([^;,]+)((?:;[^;,]*)*?);base64,(.*)", re.DOTALL)
+_MASK = "***"
+
+
+def infer_api(provider: str) -> str:
+    """The api a provider speaks when none is given (api-contract §8.1)."""
+    provider = provider.strip().lower()
+    if provider in ("minimax", "minimax-cn"):
+        return "minimax-completions"
+    if provider in _ANTHROPIC_API_ROOTS:
+        return ANTHROPIC_MESSAGES
+    return "openai-completions"
+
+
+def default_base_url(provider: str, api: str) -> str:
+    """The endpoint used when the model names none (api-contract §8.1)."""
+    provider = provider.strip().lower()
+    if api == ANTHROPIC_MESSAGES:
+        return _ANTHROPIC_API_ROOTS.get(provider, _ANTHROPIC_API_ROOTS["anthropic"])
+    return _CHAT_COMPLETIONS_URLS.get(provider, DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL)
+
+
+class OpenAICompatModel(Model):
+    """An OpenAI-compatible chat-completions model (or, experimentally, Anthropic/Kimi)."""
+
+    provider: str = "openrouter"
+    id: str = "moonshotai/kimi-k2.5"
+    api: str = ""  # inferred from the provider at construction when not passed
+    base_url: str = ""  # chosen by provider (and api) at construction when not passed
+    name: str | None = None
+    headers: dict[str, str] | None = None
+    context_window: int = 128_000
+    max_tokens: int = 4096  # metadata; sent only when set explicitly (model_fields_set)
+    reasoning: ReasoningMode = False
+    compat: dict[str, bool | str] | None = None
+    connect_timeout: float | None = None
+    first_byte_timeout: float | None = None
+    idle_timeout: float | None = None
+    max_retries: int | None = None
+    extra_body: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _fill_route_defaults(self) -> OpenAICompatModel:
+        # Written to __dict__ directly so the inferred values do not count as explicitly set.
+        slots = self.__dict__
+        if "api" not in self.model_fields_set:
+            slots["api"] = infer_api(self.provider)
+        if "base_url" not in self.model_fields_set:
+            slots["base_url"] = default_base_url(self.provider, _canonical_api(self))
+        return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            if name == "headers" and isinstance(value, dict):
+                value = dict.fromkeys(value, _MASK)
+            yield name, value
+
+
+# --------------------------------------------------------------------------------------------
+# Routing (api-contract §8.2)
+# --------------------------------------------------------------------------------------------
+
+
+def _canonical_api(model: Model) -> str:
+    api = str(model.api or "").strip().lower()
+    api = _API_ALIASES.get(api, api)
+    return api or infer_api(_route_provider(model))
+
+
+def _route_provider(model: Model) -> str:
+    return str(model.provider or "").strip() or "openai"
+
+
+def _route_base_url(model: Model, provider: str, api: str) -> str:
+    missing = object()
+    raw = getattr(model, "base_url", missing)  # a plain Model may carry it as an extra field
+    if raw is missing:
+        return default_base_url(provider, api)
+    if (
+        isinstance(model, OpenAICompatModel)
+        and not raw
+        and "base_url" not in model.model_fields_set
+    ):
+        return default_base_url(provider, api)  # built without validation (model_construct)
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError("Model `base_url` must be a non-empty string")
+    return raw.strip()
+
+
+def resolve_api_key(provider: str, options: SimpleStreamOptions) -> str | None:
+    """``options.api_key`` when truthy, else the provider's environment variable, else ``None``."""
+    if options.api_key:
+        return options.api_key
+    for variable in PROVIDER_KEY_ENV.get(provider.lower(), ()):
+        value = os.environ.get(variable)
+        if value:
+            return value
+    return None
+
+
+def _effort(value: object) -> str | None:
+    """A reasoning effort from an options value or thinking level; ``None`` when off or unset."""
+    if value is None:
+        return None
+    text = value.value if isinstance(value, ThinkingLevel) else str(value)
+    text = text.strip().lower()
+    return None if not text or text == ThinkingLevel.OFF.value else text
+
+
+def _route_reasoning(model: Model, options: SimpleStreamOptions) -> ReasoningMode:
+    own = model.reasoning if isinstance(model, OpenAICompatModel) else False
+    if own is not False:
+        return own
+    from_options = _effort(options.reasoning)
+    if from_options is not None:
+        return cast(ReasoningEffort, from_options)
+    from_level = _effort(model.thinking_level)
+    if from_level is not None:
+        return cast(ReasoningEffort, from_level)
+    return False
+
+
+def build_model_dict(model: Model, options: SimpleStreamOptions) -> dict[str, Any]:
+    provider = _route_provider(model)
+    api = _canonical_api(model)
+    payload: dict[str, Any] = {
+        "id": model.id,
+        "provider": provider,
+        "api": api,
+        "base_url": _route_base_url(model, provider, api),
+        "name": None,
+        "headers": None,
+        "reasoning": _route_reasoning(model, options),
+        "context_window": None,
+        "max_tokens": None,
+    }
+    if isinstance(model, OpenAICompatModel):
+        payload["name"] = model.name
+        payload["headers"] = dict(model.headers) if model.headers is not None else None
+        payload["context_window"] = model.context_window
+        if "max_tokens" in model.model_fields_set:
+            payload["max_tokens"] = model.max_tokens
+        if model.compat is not None:
+            payload["compat"] = dict(model.compat)
+    return payload
+
+
+def build_context_dict(context: Context, api: str) -> dict[str, Any]:
+    messages = []
+    for index, message in enumerate(context.messages or []):
+        dumped = dump_model_dumpable(message, where="context.messages")
+        role = dumped.get("role")
+        if role not in _SENDABLE_ROLES:
+            raise ValueError(f"context.messages[{index}]: unsupported role '{role}'")
+        _check_images(dumped, index, api)
+        messages.append(dumped)
+    tools = None
+    if context.tools:
+        tools = [
+            {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters or {"type": "object", "properties": {}},
+            }
+            for tool in context.tools
+        ]
+    return {"system_prompt": context.system_prompt or "", "messages": messages, "tools": tools}
+
+
+def _check_images(message: dict[str, Any], index: int, api: str) -> None:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return
+    for position, block in enumerate(content):
+        if isinstance(block, dict) and block.get("type") == "image":
+            problem = _image_problem(block.get("url"), api)
+            if problem:
+                raise ValueError(f"context.messages[{index}].content[{position}]: {problem}")
+
+
+def _image_problem(url: object, api: str) -> str | None:
+    """Why an image block cannot go on the wire, or ``None`` when it can (wire §1.2)."""
+    if not isinstance(url, str) or not url.strip():
+        return "image block has no URL"
+    if url[:5].lower() == "data:":
+        match = _DATA_URL.fullmatch(url)
+        if match is None:
+            return "malformed data URL: expected data:<mime>;base64,<data>"
+        mime, payload = match.group(1).strip().lower(), match.group(3)
+        if not mime.startswith("image/"):
+            return f"data URL is not an image: {mime}"
+        try:
+            if not payload or not binascii.a2b_base64(payload, strict_mode=True):
+                return "data URL has no image data"
+        except binascii.Error:
+            return "data URL payload is not valid base64"
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return "image URL must be an http(s) URL or a data:<mime>;base64,... URL"
+    if api == ANTHROPIC_MESSAGES:
+        return "the anthropic-messages API cannot carry image URLs; use a data: URL"
+    return None
+
+
+def build_options_dict(
+    model: Model, options: SimpleStreamOptions, api_key: str | None
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "api_key": api_key,
+        "temperature": options.temperature,
+        "max_tokens": options.max_tokens,
+    }
+    if options.session_id is not None:
+        payload["session_id"] = options.session_id
+    if options.headers is not None:
+        payload["headers"] = dict(options.headers)
+    for name in ("max_retries", "connect_timeout", "first_byte_timeout", "idle_timeout"):
+        value = getattr(options, name, None)
+        if value is None:
+            value = getattr(model, name, None) if isinstance(model, OpenAICompatModel) else None
+        if value is not None:
+            payload[name] = value
+    extra_body = model.extra_body if isinstance(model, OpenAICompatModel) else None
+    if extra_body is not None:
+        payload["extra_body"] = dict(extra_body)
+    return payload
+
+
+def make_scrubber(secrets: list[str | None]) -> Callable[[str], str]:
+    """Replaces every exact secret string by ``***`` (global rules: secrets never leak)."""
+    present = [s for s in secrets if s]
+    if not present:
+        return lambda text: text
+
+    def scrub(text: str) -> str:
+        for secret in present:
+            if secret in text:
+                text = text.replace(secret, _MASK)
+        return text
+
+    return scrub
+
+
+_experimental_warned = False
+
+
+def _warn_experimental_once(provider: str) -> None:
+    global _experimental_warned
+    if not _experimental_warned:
+        _experimental_warned = True
+        logger.warning(
+            "provider %r uses the experimental anthropic-messages path (alchemy-llm's own "
+            "transport): no prompt caching, lossy error reporting, no connect timeout",
+            provider,
+        )
+
+
+def _load_core() -> Any:
+    if _ALCHEMY_MODULE is not None:
+        return _ALCHEMY_MODULE
+    try:
+        return importlib.import_module("tinyagent._alchemy")
+    except ImportError as exc:
+        raise RuntimeError(
+            "tinyagent._alchemy (the Rust streaming core) is not importable; reinstall "
+            "tiny-agent-os from a wheel or build it with `pip install -e .`"
+        ) from exc
+
+
+async def stream_alchemy_openai_completions(
+    model: Model, context: Context, options: SimpleStreamOptions
+) -> AlchemyStreamResponse:
+    """Start one streamed completion on the Rust core and return its response."""
+    if options is None:
+        options = SimpleStreamOptions()
+    core = _load_core()
+    model_dict = build_model_dict(model, options)
+    context_dict = build_context_dict(context, model_dict["api"])
+    api_key = resolve_api_key(model_dict["provider"], options)
+    options_dict = build_options_dict(model, options, api_key)
+    if model_dict["api"] == ANTHROPIC_MESSAGES:
+        _warn_experimental_once(model_dict["provider"])
+    secrets = [api_key, *(model_dict["headers"] or {}).values()]
+    secrets += list((options.headers or {}).values())
+    scrub = make_scrubber(secrets)
+    try:
+        handle = core.openai_completions_stream(model_dict, context_dict, options_dict)
+    except Exception as exc:
+        text = str(exc)
+        if scrub(text) != text:
+            raise type(exc)(scrub(text)) from None
+        raise
+    partial = AssistantMessage(
+        content=[],
+        stop_reason="stop",
+        timestamp=now_ms(),
+        api=model_dict["api"],
+        provider=model_dict["provider"],
+        model=model.id,
+    )
+    return AlchemyStreamResponse(
+        _handle=handle,
+        signal=options.signal,
+        _notifier_factory=getattr(core, "Notifier", None),
+        _partial=partial,
+        _scrub=scrub,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# AlchemyStreamResponse (api-contract §8.4)
+# --------------------------------------------------------------------------------------------
+
+_USAGE_KEYS = frozenset({"input", "output", "cache_read", "cache_write", "total_tokens", "cost"})
+_COST_KEYS = frozenset({"input", "output", "cache_read", "cache_write", "total"})
+_DEFAULT_INVALID_EVENT = "tinyagent._alchemy returned an invalid event"
+
+
+def validate_final_message(raw: object) -> AssistantMessage:
+    """The final message with the usage shape of api-contract §2.6 checked (presence only)."""
+    if isinstance(raw, AssistantMessage):
+        message = raw
+    elif isinstance(raw, dict):
+        message = AssistantMessage.model_validate(raw)
+    else:
+        raise RuntimeError("result: assistant message must be a dict")
+    usage = message.usage
+    if not isinstance(usage, dict):
+        raise RuntimeError("result: usage must be a dict")
+    missing = sorted(_USAGE_KEYS.difference(usage))
+    if missing:
+        raise RuntimeError(f"result: usage missing key(s): {', '.join(missing)}")
+    cost = usage["cost"]
+    if not isinstance(cost, dict):
+        raise RuntimeError("result: usage.cost must be a dict")
+    missing = sorted(_COST_KEYS.difference(cost))
+    if missing:
+        raise RuntimeError(f"result: usage.cost missing key(s): {', '.join(missing)}")
+    return message
+
+
+def _default_notifier_factory() -> Callable[[], Notifier] | None:
+    try:
+        core = importlib.import_module("tinyagent._alchemy")
+    except ImportError:
+        return None
+    return getattr(core, "Notifier", None)
+
+
+class AlchemyStreamResponse:
+    """The ``StreamResponse`` of a core stream handle: async events, ``result()``, ``aclose()``.
+
+    A handle with the batch interface (``attach``/``drain``) is read on the awaiting loop through
+    the bridge, with one live partial per stream (api-contract §5.3). Any other object with
+    ``next_event()``/``result()`` is driven from a dedicated thread, its dict events validated.
+    """
+
+    def __init__(
+        self,
+        _handle: Any,
+        invalid_event_message: str = _DEFAULT_INVALID_EVENT,
+        *,
+        signal: asyncio.Event | None = None,
+        _notifier_factory: Callable[[], Notifier] | None = None,
+        _partial: AssistantMessage | None = None,
+        _scrub: Callable[[str], str] | None = None,
+    ) -> None:
+        self._handle = _handle
+        self.invalid_event_message = invalid_event_message
+        self._signal = signal
+        self._scrub = _scrub or (lambda text: text)
+        self._partial = _partial if _partial is not None else AssistantMessage(content=[])
+        self._final_message: AssistantMessage | None = None
+        self._closed = False
+        self._batch: BatchEventSource | None = None
+        self._worker: HandleWorker | None = None
+        self._thread_events_done = False
+        self._watch: asyncio.Task[None] | None = None
+        self._notifier_factory = _notifier_factory
+        if _notifier_factory is None and hasattr(_handle, "attach") and hasattr(_handle, "drain"):
+            self._notifier_factory = _default_notifier_factory()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # constructed outside a loop: the signal is watched from the first await
+        self._watch_signal()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<AlchemyStreamResponse {state} handle={type(self._handle).__name__}>"
+
+    # -- the signal ------------------------------------------------------------------------
+
+    def _watch_signal(self) -> None:
+        signal = self._signal
+        if signal is None or self._watch is not None:
+            return
+        if signal.is_set():
+            self._cancel_handle()
+            return
+        self._watch = asyncio.get_running_loop().create_task(
+            _cancel_on_signal(signal, weakref.ref(self))
+        )
+
+    def _stop_watching(self) -> None:
+        if self._watch is not None and not self._watch.done():
+            self._watch.cancel()
+
+    def _cancel_handle(self) -> None:
+        cancel = getattr(self._handle, "cancel", None)
+        if callable(cancel):
+            cancel()
+
+    # -- choosing the path -----------------------------------------------------------------
+
+    def _batch_source(self) -> BatchEventSource | None:
+        if self._batch is not None:
+            return self._batch
+        if self._worker is not None or self._notifier_factory is None:
+            return None
+        if not (hasattr(self._handle, "attach") and hasattr(self._handle, "drain")):
+            return None
+        if not loop_supports_readers(asyncio.get_running_loop()):
+            return None
+        self._batch = BatchEventSource(
+            self._handle,
+            self._notifier_factory,
+            PartialBuilder(self._partial, self._scrub),
+            self._scrub,
+        )
+        return self._batch
+
+    def _thread_worker(self) -> HandleWorker:
+        if self._worker is None:
+            self._worker = HandleWorker(self._handle)
+        return self._worker
+
+    # -- StreamResponse --------------------------------------------------------------------
+
+    def __aiter__(self) -> AlchemyStreamResponse:
+        return self
+
+    async def __anext__(self) -> AssistantMessageEvent:
+        if self._closed:
+            raise StopAsyncIteration
+        self._watch_signal()
+        batch = self._batch_source()
+        if batch is not None:
+            event = await batch.next()
+            if event is None:
+                self._finish_iteration()
+                raise StopAsyncIteration
+            if batch.final is not None and event.type in ("done", "error"):
+                self._stop_watching()
+            return event
+        if self._thread_events_done:
+            raise StopAsyncIteration
+        raw = await self._thread_worker().call("next_event")
+        if raw is None:
+            self._thread_events_done = True
+            self._finish_iteration()
+            raise StopAsyncIteration
+        if isinstance(raw, AssistantMessageEvent):
+            return raw
+        if not isinstance(raw, dict):
+            raise RuntimeError(self.invalid_event_message)
+        return AssistantMessageEvent.model_validate(raw)
+
+    def _finish_iteration(self) -> None:
+        self._stop_watching()
+        if self._worker is not None:
+            self._worker.stop()
+
+    async def result(self) -> AssistantMessage:
+        if self._final_message is not None:
+            return self._final_message
+        self._watch_signal()
+        batch = self._batch_source()
+        if batch is not None:
+            raw: object = await batch.final_message()
+        else:
+            raw = await self._thread_worker().call("result")
+            if self._thread_events_done or self._closed:
+                self._thread_worker().stop()
+        message = validate_final_message(raw)
+        self._final_message = message
+        self._stop_watching()
+        return message
+
+    async def aclose(self) -> None:
+        """Stop the stream: cancel the HTTP request (wire R1) and end the iteration."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel_handle()
+        self._stop_watching()
+        if self._batch is not None:
+            self._batch.stop_iteration()
+        if self._worker is not None:
+            self._worker.stop()
+
+
+async def _cancel_on_signal(
+    signal: asyncio.Event, response_ref: weakref.ReferenceType[AlchemyStreamResponse]
+) -> None:
+    # Holds the response weakly: an abandoned response can still be collected, which drops (and
+    # so cancels) its handle.
+    await signal.wait()
+    response = response_ref()
+    if response is not None:
+        response._cancel_handle()
