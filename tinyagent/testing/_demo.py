@@ -52,7 +52,9 @@ def _offered_tools(request: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]
     for tool in request.get("tools") or []:
         if not isinstance(tool, dict):
             continue
-        function = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            function = tool
         name = function.get("name")
         if isinstance(name, str) and name:
             params = function.get("parameters")
@@ -123,12 +125,15 @@ def _schema_type(schema: Mapping[str, Any]) -> str:
 
 def demo_arguments(params: Mapping[str, Any], source: _Source) -> dict[str, Any]:
     """The demo model's arguments for one call: required properties only (module docstring)."""
-    properties = params.get("properties") if isinstance(params.get("properties"), dict) else {}
+    found = params.get("properties")
+    properties: dict[str, Any] = found if isinstance(found, dict) else {}
     required = [r for r in params.get("required") or [] if isinstance(r, str)]
     ordered = [p for p in properties if p in required] + [r for r in required if r not in properties]
     arguments: dict[str, Any] = {}
     for prop in ordered:
-        schema = properties.get(prop) if isinstance(properties.get(prop), dict) else {}
+        schema = properties.get(prop)
+        if not isinstance(schema, dict):
+            schema = {}
         enum = schema.get("enum")
         kind = _schema_type(schema)
         if isinstance(enum, list) and enum:

@@ -172,8 +172,8 @@ def stream_events(
     ``[DONE]``. For ``raw_sse`` replies the events are the raw body split at blank lines.
     """
     if reply.raw_sse is not None:
-        events = split_raw_events(bytes(reply.raw_sse))
-        return events, len(events)
+        raw_events = split_raw_events(bytes(reply.raw_sse))
+        return raw_events, len(raw_events)
     chunks = _Chunks(reply, model)
     events: list[bytes] = []
     if reply.comment is not None:
