@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import (
     Annotated,
     Any,
@@ -24,7 +24,6 @@ from typing import (
     TypeAlias,
     TypeGuard,
     TypeVar,
-    Union,
     runtime_checkable,
 )
 
@@ -39,11 +38,9 @@ R = TypeVar("R")
 # --------------------------------------------------------------------------------------------
 
 JsonPrimitive: TypeAlias = str | int | float | bool | None
-JsonValue = TypeAliasType(
-    "JsonValue", "Union[JsonPrimitive, list[JsonValue], dict[str, JsonValue]]"
-)
+JsonValue = TypeAliasType("JsonValue", "JsonPrimitive | list[JsonValue] | dict[str, JsonValue]")
 JsonObject: TypeAlias = dict[str, Any]
-MaybeAwaitable: TypeAlias = Union[T, Awaitable[T]]
+MaybeAwaitable: TypeAlias = T | Awaitable[T]
 
 #: The canonical all-zero usage (api-contract §2.6). Never placed into a message: use
 #: :func:`new_zero_usage` for a fresh copy.
@@ -93,7 +90,7 @@ class _Model(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
-class ThinkingLevel(str, Enum):
+class ThinkingLevel(StrEnum):
     OFF = "off"
     MINIMAL = "minimal"
     LOW = "low"
@@ -141,9 +138,9 @@ class ToolCallContent(_Model):
 
 ToolCall = ToolCallContent
 
-AssistantContent: TypeAlias = Union[TextContent, ThinkingContent, ToolCallContent]
+AssistantContent: TypeAlias = TextContent | ThinkingContent | ToolCallContent
 _AssistantBlock = Annotated[AssistantContent, Field(discriminator="type")]
-_UserBlock = Annotated[Union[TextContent, ImageContent], Field(discriminator="type")]
+_UserBlock = Annotated[TextContent | ImageContent, Field(discriminator="type")]
 
 StopReason: TypeAlias = Literal[
     "complete", "error", "aborted", "tool_calls", "stop", "length", "tool_use"
@@ -189,8 +186,8 @@ class CustomAgentMessage(_Model):
     timestamp: int | None = None
 
 
-Message: TypeAlias = Union[UserMessage, AssistantMessage, ToolResultMessage]
-AgentMessage: TypeAlias = Union[Message, CustomAgentMessage]
+Message: TypeAlias = UserMessage | AssistantMessage | ToolResultMessage
+AgentMessage: TypeAlias = Message | CustomAgentMessage
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,22 +438,22 @@ class ToolExecutionEndEvent:
     args: JsonObject | None = None
 
 
-MessageEvent: TypeAlias = Union[MessageStartEvent, MessageUpdateEvent, MessageEndEvent]
-ToolExecutionEvent: TypeAlias = Union[
-    ToolExecutionStartEvent, ToolExecutionUpdateEvent, ToolExecutionEndEvent
-]
-AgentEvent: TypeAlias = Union[
-    AgentStartEvent,
-    AgentEndEvent,
-    TurnStartEvent,
-    TurnEndEvent,
-    MessageStartEvent,
-    MessageUpdateEvent,
-    MessageEndEvent,
-    ToolExecutionStartEvent,
-    ToolExecutionUpdateEvent,
-    ToolExecutionEndEvent,
-]
+MessageEvent: TypeAlias = MessageStartEvent | MessageUpdateEvent | MessageEndEvent
+ToolExecutionEvent: TypeAlias = (
+    ToolExecutionStartEvent | ToolExecutionUpdateEvent | ToolExecutionEndEvent
+)
+AgentEvent: TypeAlias = (
+    AgentStartEvent
+    | AgentEndEvent
+    | TurnStartEvent
+    | TurnEndEvent
+    | MessageStartEvent
+    | MessageUpdateEvent
+    | MessageEndEvent
+    | ToolExecutionStartEvent
+    | ToolExecutionUpdateEvent
+    | ToolExecutionEndEvent
+)
 
 
 def is_agent_end_event(event: object) -> TypeGuard[AgentEndEvent]:

@@ -1,0 +1,167 @@
+"""Small pieces shared by the loop and the tool executor: abort watching, synthetic messages.
+
+Abort semantics (api-contract §4.7) say the loop watches the signal itself and never depends on
+provider or tool cooperation. Racing every awaited event against the signal would cost a task per
+token, so instead one watcher task per guarded phase waits on the signal and cancels the task doing
+the work; the phase turns that ``CancelledError`` back into an abort.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import weakref
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from .agent_types import (
+    AgentLoopConfig,
+    AssistantMessage,
+    TextContent,
+    ThinkingContent,
+    ToolCallContent,
+    new_zero_usage,
+    now_ms,
+)
+
+T = TypeVar("T")
+
+logger = logging.getLogger("tinyagent.agent_loop")
+
+ABORTED_TEXT = "Request was aborted"
+
+#: Tasks started by ``agent_loop``/``agent_loop_continue``. Cancelling one of them from outside is
+#: an abort request (§4.1), so the run converts that cancellation into its signal instead of dying.
+RUN_TASKS: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+
+#: Strong references to tasks we let run on (runs, detached tools) so they are not collected.
+_KEEP_ALIVE: set[asyncio.Task[Any]] = set()
+
+
+def keep_alive(task: asyncio.Task[Any]) -> None:
+    _KEEP_ALIVE.add(task)
+    task.add_done_callback(_KEEP_ALIVE.discard)
+
+
+async def maybe_await(value: T | Awaitable[T]) -> T:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def abort_outcome(signal: asyncio.Event | None) -> tuple[str, str]:
+    """The stop reason and text of the message that closes an aborted run.
+
+    The Agent stores ``("error", "listener f failed: ...")`` on its run signal when a listener
+    raised (§4.8): such a run ends exactly like an abort, but reports the listener failure.
+    """
+    reason = getattr(signal, "tinyagent_abort_reason", None)
+    if reason is not None:
+        return reason  # type: ignore[no-any-return]
+    return "aborted", ABORTED_TEXT
+
+
+def is_aborted(signal: asyncio.Event | None) -> bool:
+    return signal is not None and signal.is_set()
+
+
+def meaningful_blocks(partial: AssistantMessage | None) -> list[Any]:
+    """Copies of the blocks of a partial worth keeping in a closing error/aborted message."""
+    if partial is None:
+        return []
+    kept: list[Any] = []
+    for block in partial.content:
+        if isinstance(block, TextContent):
+            if block.text:
+                kept.append(block.model_copy())
+        elif isinstance(block, ThinkingContent):
+            if block.thinking:
+                kept.append(block.model_copy())
+        elif isinstance(block, ToolCallContent):
+            if block.name or block.id:
+                kept.append(block.model_copy(update={"arguments": dict(block.arguments)}))
+    return kept
+
+
+def synthetic_message(
+    config: AgentLoopConfig,
+    stop_reason: str,
+    error_message: str,
+    content: list[Any] | None = None,
+    usage: dict[str, Any] | None = None,
+) -> AssistantMessage:
+    """An assistant message the loop makes itself (errors, aborts, the turn limit)."""
+    model = config.model
+    return AssistantMessage(
+        content=content or [],
+        stop_reason=stop_reason,  # type: ignore[arg-type]
+        error_message=error_message,
+        api=getattr(model, "api", None),
+        provider=getattr(model, "provider", None),
+        model=getattr(model, "id", None),
+        usage=usage if usage is not None else new_zero_usage(),
+        timestamp=now_ms(),
+    )
+
+
+class AbortWatch:
+    """Cancels the current task when ``signal`` gets set; ``stop()`` says whether it did.
+
+    Python 3.11's ``Task.uncancel()`` does not clear a pending cancel, but the watcher only runs
+    while the guarded task is suspended inside the guarded block, so the ``CancelledError`` is
+    always delivered inside that block, where the caller catches it.
+    """
+
+    __slots__ = ("signal", "task", "watcher", "fired", "_stopped")
+
+    def __init__(self, signal: asyncio.Event | None) -> None:
+        self.signal = signal
+        self.fired = False
+        self._stopped = False
+        self.task = asyncio.current_task()
+        self.watcher: asyncio.Task[None] | None = None
+        if signal is not None and self.task is not None:
+            self.watcher = asyncio.get_running_loop().create_task(self._watch(signal))
+
+    async def _watch(self, signal: asyncio.Event) -> None:
+        await signal.wait()
+        if not self._stopped and self.task is not None and not self.task.done():
+            self.fired = True
+            self.task.cancel()
+
+    def stop(self) -> bool:
+        if not self._stopped:
+            self._stopped = True
+            if self.watcher is not None:
+                self.watcher.cancel()
+            if self.fired and self.task is not None:
+                self.task.uncancel()
+        return self.fired
+
+
+def absorb_external_cancel(signal: asyncio.Event | None) -> bool:
+    """Turn a cancellation of a run task into an abort request; False when it must propagate.
+
+    Only tasks started by ``agent_loop`` are converted: a caller that cancels its own await of a
+    low-level function gets its ``CancelledError`` back (after the function closed what it opened).
+    """
+    task = asyncio.current_task()
+    if signal is None or task is None or task not in RUN_TASKS:
+        return False
+    signal.set()
+    task.uncancel()
+    return True
+
+
+async def aclose_quietly(response: object, timeout: float = 1.0) -> None:
+    """Call ``aclose()`` on a provider response if it has one, bounded and never raising."""
+    aclose = getattr(response, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await asyncio.wait_for(maybe_await(aclose()), timeout)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a misbehaving provider must not break the abort path
+        logger.debug("response.aclose() failed: %s: %s", type(exc).__name__, exc)

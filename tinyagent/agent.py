@@ -1,0 +1,610 @@
+"""The ``Agent``: conversation state, event subscription, and runs of the loop (api-contract §3).
+
+A run lives on the event loop that started it (§4.9). Everything loop-bound (the abort signal, the
+run task, the stream consumer's future) is made per run, so one Agent can serve the kernel loop,
+a worker-thread loop and a chat panel in turn. The loop's events reach the Agent synchronously:
+the Agent replaces ``push`` on the run's ``EventStream`` with its dispatcher, which updates the
+state first and then calls the listeners in subscription order, with no queue in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._run_support import maybe_await
+from .agent_loop import _run_from_prompts, create_agent_stream, start_run
+from .agent_types import (
+    AfterToolCallFn,
+    AgentContext,
+    AgentEndEvent,
+    AgentEvent,
+    AgentLoopConfig,
+    AgentMessage,
+    AgentState,
+    AgentTool,
+    ApiKeyResolver,
+    AssistantMessage,
+    BeforeToolCallFn,
+    ConvertToLlmFn,
+    ImageContent,
+    Message,
+    Model,
+    ShouldStopAfterTurnFn,
+    StreamFn,
+    TextContent,
+    ThinkingBudgets,
+    ThinkingLevel,
+    ToolResultMessage,
+    TransformContextFn,
+    UserMessage,
+    now_ms,
+)
+from .caching import add_cache_breakpoints
+
+__all__ = [
+    "Agent",
+    "AgentOptions",
+    "ApiKeyResolverCallback",
+    "ConvertToLlmCallback",
+    "TransformContextCallback",
+    "default_convert_to_llm",
+    "extract_text",
+]
+
+logger = logging.getLogger("tinyagent.agent")
+
+ConvertToLlmCallback = ConvertToLlmFn
+TransformContextCallback = TransformContextFn
+ApiKeyResolverCallback = ApiKeyResolver
+
+_BUSY_PROMPT = (
+    "Agent is already processing a prompt. Use steer() or follow_up() to queue messages, "
+    "or wait for completion."
+)
+_BUSY_CONTINUE = "Agent is already processing. Wait for completion before continuing."
+_DEFAULT_MODE = "one-at-a-time"
+_LLM_ROLES = ("user", "assistant", "tool_result")
+
+
+async def default_convert_to_llm(messages: list[AgentMessage]) -> list[Message]:
+    """Keep the messages a provider understands: user, assistant and tool results."""
+    return [m for m in messages if getattr(m, "role", None) in _LLM_ROLES]
+
+
+def extract_text(message: AgentMessage | None) -> str:
+    """The concatenated text blocks of a user, assistant or tool-result message."""
+    if not isinstance(message, (UserMessage, AssistantMessage, ToolResultMessage)):
+        return ""
+    return "".join(b.text for b in message.content if isinstance(b, TextContent) and b.text)
+
+
+@dataclass
+class AgentOptions:
+    initial_state: AgentState | None = None
+    convert_to_llm: ConvertToLlmFn | None = default_convert_to_llm
+    transform_context: TransformContextFn | None = None
+    steering_mode: str = _DEFAULT_MODE
+    follow_up_mode: str = _DEFAULT_MODE
+    stream_fn: StreamFn | None = None
+    session_id: str | None = None
+    get_api_key: ApiKeyResolver | None = None
+    thinking_budgets: ThinkingBudgets | None = None
+    enable_prompt_caching: bool = False
+    before_tool_call: BeforeToolCallFn | None = None
+    after_tool_call: AfterToolCallFn | None = None
+    should_stop_after_turn: ShouldStopAfterTurnFn | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_turns: int | None = 100
+
+
+class _Run:
+    """One run: its loop, signal and task, and where its events go besides the listeners."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.signal = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.detached = False  # reset()/clear_messages() cut it off from the state (§4.10)
+        self.listener_failed = False
+        self.new_messages: list[AgentMessage] = []
+        self.finished = threading.Event()
+        # Agent.stream(): the events, and the consumer's future while it waits.
+        self.outbox: deque[AgentEvent] | None = None
+        self.waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _queue_take(queue: list[AgentMessage], mode: str) -> list[AgentMessage]:
+    if not queue:
+        return []
+    if mode == _DEFAULT_MODE:
+        return [queue.pop(0)]
+    taken = list(queue)  # "all", and any other non-empty mode
+    queue.clear()
+    return taken
+
+
+class Agent:
+    """A conversational agent: state, listeners, and the loop that runs prompts (§3)."""
+
+    def __init__(self, opts: AgentOptions | None = None) -> None:
+        opts = opts if opts is not None else AgentOptions()
+        self._state = _copy_state(opts.initial_state)
+        self.convert_to_llm = opts.convert_to_llm
+        self.transform_context = opts.transform_context
+        self._steering_mode = opts.steering_mode or _DEFAULT_MODE
+        self._follow_up_mode = opts.follow_up_mode or _DEFAULT_MODE
+        self.stream_fn = opts.stream_fn
+        self._session_id = opts.session_id
+        self.get_api_key = opts.get_api_key
+        self._thinking_budgets = opts.thinking_budgets
+        self.enable_prompt_caching = opts.enable_prompt_caching
+        self.before_tool_call = opts.before_tool_call
+        self.after_tool_call = opts.after_tool_call
+        self.should_stop_after_turn = opts.should_stop_after_turn
+        self.temperature = opts.temperature
+        self.max_tokens = opts.max_tokens
+        self.max_turns = opts.max_turns
+        self._listeners: tuple[Callable[[AgentEvent], Any], ...] = ()
+        self._steering_queue: list[AgentMessage] = []
+        self._follow_up_queue: list[AgentMessage] = []
+        self._lock = threading.Lock()  # guards _run: "already processing" from any thread
+        self._run: _Run | None = None
+
+    def __repr__(self) -> str:
+        model = self._state.model
+        return (
+            f"Agent(model={getattr(model, 'id', None)!r}, messages={len(self._state.messages)}, "
+            f"is_streaming={self._state.is_streaming})"
+        )
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> AgentState:
+        return self._state
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session_id
+
+    @session_id.setter
+    def session_id(self, value: str | None) -> None:
+        self._session_id = value
+
+    @property
+    def thinking_budgets(self) -> ThinkingBudgets | None:
+        return self._thinking_budgets
+
+    @thinking_budgets.setter
+    def thinking_budgets(self, value: ThinkingBudgets | None) -> None:
+        self._thinking_budgets = value
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    def subscribe(self, fn: Callable[[AgentEvent], None]) -> Callable[[], None]:
+        """Call ``fn`` for every event, after the state was updated; returns the unsubscriber."""
+        if fn not in self._listeners:
+            self._listeners = (*self._listeners, fn)
+
+        def unsubscribe() -> None:
+            self._listeners = tuple(f for f in self._listeners if f != fn)
+
+        return unsubscribe
+
+    # -- state setters ------------------------------------------------------------------------
+
+    def set_system_prompt(self, value: str) -> None:
+        self._state.system_prompt = value
+
+    def set_model(self, model: Model) -> None:
+        self._state.model = model
+
+    def set_thinking_level(self, level: ThinkingLevel) -> None:
+        self._state.thinking_level = ThinkingLevel(level)
+
+    def set_tools(self, tools: list[AgentTool]) -> None:
+        self._state.tools = list(tools)
+
+    def set_steering_mode(self, mode: str) -> None:
+        self._steering_mode = mode or _DEFAULT_MODE
+
+    def get_steering_mode(self) -> str:
+        return self._steering_mode
+
+    def set_follow_up_mode(self, mode: str) -> None:
+        self._follow_up_mode = mode or _DEFAULT_MODE
+
+    def get_follow_up_mode(self) -> str:
+        return self._follow_up_mode
+
+    def replace_messages(self, messages: list[AgentMessage]) -> None:
+        self._state.messages = list(messages)
+
+    def append_message(self, message: AgentMessage) -> None:
+        self._state.messages = [*self._state.messages, message]
+
+    # -- queues ---------------------------------------------------------------------------------
+
+    def steer(self, message: AgentMessage) -> None:
+        """Queue a message for the running turn's end (or the next run's first turn)."""
+        self._enqueue(self._steering_queue, message)
+
+    def follow_up(self, message: AgentMessage) -> None:
+        """Queue a message to send once the agent would otherwise stop."""
+        self._enqueue(self._follow_up_queue, message)
+
+    def _enqueue(self, queue: list[AgentMessage], message: AgentMessage) -> None:
+        run = self._run
+        if run is not None and not _on_loop(run.loop):
+            try:
+                run.loop.call_soon_threadsafe(queue.append, message)
+                return
+            except RuntimeError:  # that loop is closed: the run is gone
+                pass
+        queue.append(message)
+
+    def clear_steering_queue(self) -> None:
+        self._steering_queue.clear()
+
+    def clear_follow_up_queue(self) -> None:
+        self._follow_up_queue.clear()
+
+    def clear_all_queues(self) -> None:
+        self.clear_steering_queue()
+        self.clear_follow_up_queue()
+
+    def clear_messages(self) -> None:
+        self._detach_run()
+        self._state.messages = []
+
+    def reset(self) -> None:
+        """Clear the conversation and queues; keep system prompt, model, tools, thinking level."""
+        self._detach_run()
+        state = self._state
+        state.messages = []
+        state.is_streaming = False
+        state.stream_message = None
+        state.pending_tool_calls = set()
+        state.error = None
+        self.clear_all_queues()
+
+    def _detach_run(self) -> None:
+        run = self._run
+        if run is not None:
+            run.detached = True
+            _abort(run)
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def abort(self) -> None:
+        """Stop the current run (§4.7); a no-op when idle. Safe from any thread."""
+        run = self._run
+        if run is not None:
+            _abort(run)
+
+    async def wait_for_idle(self) -> None:
+        """Return once the current run, if any, has finished, cleanup included."""
+        run = self._run
+        if run is None:
+            return
+        if run.task is not None and _on_loop(run.loop):
+            await asyncio.wait({run.task})
+        else:
+            await asyncio.to_thread(run.finished.wait)
+
+    async def prompt(
+        self,
+        input: str | AgentMessage | list[AgentMessage],
+        images: list[ImageContent] | None = None,
+    ) -> AgentMessage:
+        """Run the loop on ``input``; return the last assistant message of this run."""
+        run = self._begin_run(_BUSY_PROMPT, _normalize_input(input, images))
+        return await self._complete(run)
+
+    async def prompt_text(
+        self,
+        input: str | AgentMessage | list[AgentMessage],
+        images: list[ImageContent] | None = None,
+    ) -> str:
+        return extract_text(await self.prompt(input, images))
+
+    async def continue_(self) -> AgentMessage:
+        """Run the loop from the current history, without a new message."""
+        run = self._begin_run(_BUSY_CONTINUE, None)
+        return await self._complete(run)
+
+    async def stream(
+        self,
+        input: str | AgentMessage | list[AgentMessage],
+        images: list[ImageContent] | None = None,
+    ) -> AsyncIterator[AgentEvent]:
+        """The events of a ``prompt()`` run, as listeners get them. Closing it early aborts."""
+        prompts = _normalize_input(input, images)
+        run = self._begin_run(_BUSY_PROMPT, prompts, outbox=True)
+        outbox = run.outbox
+        assert outbox is not None and run.task is not None
+        try:
+            while True:
+                while outbox:
+                    event = outbox.popleft()
+                    yield event
+                    if isinstance(event, AgentEndEvent):
+                        return
+                if run.task.done():
+                    return
+                run.waiter = run.loop.create_future()
+                try:
+                    await run.waiter
+                finally:
+                    run.waiter = None
+        finally:
+            if not run.task.done():
+                _abort(run)
+                await asyncio.wait({run.task})
+
+    async def stream_text(
+        self,
+        input: str | AgentMessage | list[AgentMessage],
+        images: list[ImageContent] | None = None,
+    ) -> AsyncIterator[str]:
+        """The reply's text as it streams: each ``text_delta``, else the newly appended text."""
+        events = self.stream(input, images)
+        seen = 0  # characters of the current assistant message already yielded
+        saw_delta = False
+        try:
+            async for event in events:
+                if event.type == "message_start":
+                    seen, saw_delta = 0, False
+                    continue
+                if event.type != "message_update" or not isinstance(
+                    event.message, AssistantMessage
+                ):
+                    continue
+                inner = event.assistant_message_event
+                if inner is not None and inner.type == "text_delta":
+                    saw_delta = True
+                    if inner.delta:
+                        seen += len(inner.delta)
+                        yield inner.delta
+                elif not saw_delta:
+                    # A provider without text_delta events: yield what the partial gained.
+                    text = extract_text(event.message)
+                    if len(text) > seen:
+                        yield text[seen:]
+                        seen = len(text)
+        finally:
+            await events.aclose()
+
+    def _begin_run(
+        self, busy_message: str, prompts: list[AgentMessage] | None, outbox: bool = False
+    ) -> _Run:
+        """Claim the Agent for a run on the current loop and start the run task."""
+        loop = asyncio.get_running_loop()
+        state = self._state
+        with self._lock:
+            if self._run is not None:
+                raise RuntimeError(busy_message)
+            if not state.model:
+                raise RuntimeError("No model configured")
+            if prompts is None:
+                if not state.messages:
+                    raise RuntimeError("No messages to continue from")
+                role = getattr(state.messages[-1], "role", None)
+                if role == "assistant":
+                    raise RuntimeError(f"Cannot continue from message role: {role}")
+            run = _Run(loop)
+            self._run = run
+        if outbox:
+            run.outbox = deque()
+        state.is_streaming = True
+        state.stream_message = None
+        state.error = None
+        context = AgentContext(
+            system_prompt=state.system_prompt, messages=list(state.messages), tools=state.tools
+        )
+        stream = create_agent_stream()
+        stream.push = self._dispatcher(run)  # type: ignore[method-assign]
+        config = self._loop_config()
+        body = _run_from_prompts(prompts or [], context, config, run.signal, stream, self.stream_fn)
+        run.task = start_run(self._drive(run, body), stream)
+        return run
+
+    async def _drive(self, run: _Run, body: Any) -> None:
+        try:
+            await body
+        finally:
+            if not run.detached:
+                state = self._state
+                state.is_streaming = False
+                state.stream_message = None
+                state.pending_tool_calls = set()
+            with self._lock:
+                if self._run is run:
+                    self._run = None
+            run.finished.set()
+            run.wake()
+
+    async def _complete(self, run: _Run) -> AgentMessage:
+        task = run.task
+        assert task is not None
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Cancelling the task awaiting prompt() aborts the run, completes it, then propagates.
+            _abort(run)
+            await asyncio.wait({task})
+            raise
+        for message in reversed(run.new_messages):
+            if isinstance(message, AssistantMessage):
+                return message
+        raise RuntimeError("No assistant message produced")
+
+    def _loop_config(self) -> AgentLoopConfig:
+        state = self._state
+        assert state.model is not None
+        return AgentLoopConfig(
+            model=state.model,
+            convert_to_llm=self.convert_to_llm or default_convert_to_llm,
+            transform_context=self._transform(),
+            get_api_key=self.get_api_key,
+            get_steering_messages=self._take_steering,
+            get_follow_up_messages=self._take_follow_ups,
+            before_tool_call=self.before_tool_call,
+            after_tool_call=self.after_tool_call,
+            should_stop_after_turn=self.should_stop_after_turn,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            session_id=self._session_id,
+            thinking_level=state.thinking_level,
+            max_turns=self.max_turns,
+        )
+
+    def _transform(self) -> TransformContextFn | None:
+        user_transform = self.transform_context
+        if not self.enable_prompt_caching:
+            return user_transform
+
+        async def cached_then_user(
+            messages: list[AgentMessage], signal: asyncio.Event | None
+        ) -> list[AgentMessage]:
+            marked = await add_cache_breakpoints(messages, signal)
+            if user_transform is None:
+                return marked
+            return await maybe_await(user_transform(marked, signal))
+
+        return cached_then_user
+
+    async def _take_steering(self) -> list[AgentMessage]:
+        return _queue_take(self._steering_queue, self._steering_mode)
+
+    async def _take_follow_ups(self) -> list[AgentMessage]:
+        return _queue_take(self._follow_up_queue, self._follow_up_mode)
+
+    # -- event dispatch (the hot path) ----------------------------------------------------------
+
+    def _dispatcher(self, run: _Run) -> Callable[[AgentEvent], None]:
+        state = self._state
+
+        def dispatch(event: AgentEvent) -> None:
+            if event.type == "message_update":
+                if not run.detached:
+                    state.stream_message = event.message  # type: ignore[union-attr]
+            else:
+                self._apply(run, event)
+            outbox = run.outbox
+            if outbox is not None:
+                outbox.append(event)
+                run.wake()
+            for fn in self._listeners:
+                try:
+                    returned = fn(event)
+                except Exception as exc:
+                    self._listener_failed(run, fn, exc, event)
+                    continue
+                if returned is not None and inspect.isawaitable(returned):
+                    _discard_awaitable(fn, returned)
+
+        return dispatch
+
+    def _apply(self, run: _Run, event: AgentEvent) -> None:
+        """Update the state for one event, before any listener sees it (§3.5)."""
+        kind = event.type
+        if kind == "agent_end":
+            run.new_messages = event.messages  # type: ignore[union-attr]
+        if run.detached:
+            return
+        state = self._state
+        if kind == "message_start":
+            state.stream_message = event.message  # type: ignore[union-attr]
+        elif kind == "message_end":
+            state.stream_message = None
+            state.messages.append(event.message)  # type: ignore[union-attr]
+        elif kind == "tool_execution_start":
+            state.pending_tool_calls = {*state.pending_tool_calls, event.tool_call_id}  # type: ignore[union-attr]
+        elif kind == "tool_execution_end":
+            state.pending_tool_calls = state.pending_tool_calls - {event.tool_call_id}  # type: ignore[union-attr]
+        elif kind == "turn_end":
+            message = event.message  # type: ignore[union-attr]
+            if isinstance(message, AssistantMessage) and message.error_message:
+                state.error = message.error_message
+        elif kind == "agent_end":
+            state.is_streaming = False
+            state.stream_message = None
+
+    def _listener_failed(
+        self, run: _Run, fn: Callable[..., Any], exc: Exception, event: AgentEvent
+    ) -> None:
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        if run.listener_failed or event.type == "agent_end" or run.signal.is_set():
+            logger.error("listener %s failed: %s: %s", name, type(exc).__name__, exc, exc_info=exc)
+            return
+        # The first failure ends the run like an abort that reports it (§4.8).
+        run.listener_failed = True
+        logger.error("listener %s failed; ending the run", name, exc_info=exc)
+        run.signal.tinyagent_abort_reason = (  # type: ignore[attr-defined]
+            "error",
+            f"listener {name} failed: {type(exc).__name__}: {exc}",
+        )
+        run.signal.set()
+
+
+def _discard_awaitable(fn: Callable[..., Any], returned: Any) -> None:
+    close = getattr(returned, "close", None)
+    if close is not None:
+        close()
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    logger.warning("listener %s returned an awaitable; listeners are called synchronously", name)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _abort(run: _Run) -> None:
+    if _on_loop(run.loop):
+        run.signal.set()
+        return
+    try:
+        run.loop.call_soon_threadsafe(run.signal.set)
+    except RuntimeError:  # the run's loop is closed: nothing left to stop
+        pass
+
+
+def _copy_state(initial: AgentState | dict[str, Any] | None) -> AgentState:
+    if initial is None:
+        return AgentState()
+    state = AgentState.model_validate(initial)
+    if state is initial:  # never alias the caller's object or its lists
+        state = state.model_copy()
+    state.messages = list(state.messages)
+    state.tools = list(state.tools)
+    state.pending_tool_calls = set(state.pending_tool_calls)
+    return state
+
+
+def _normalize_input(input: Any, images: list[ImageContent] | None) -> list[AgentMessage]:
+    if isinstance(input, str):
+        return [UserMessage(content=[TextContent(text=input), *(images or [])], timestamp=now_ms())]
+    if images:
+        raise ValueError("images are only accepted together with a str prompt")
+    if isinstance(input, list):
+        if not input:
+            raise ValueError("prompt() needs at least one message; use continue_() to continue")
+        return list(input)
+    return [input]

@@ -1,0 +1,418 @@
+"""The agent loop: prompts in, events out (api-contract §4).
+
+Read it top to bottom: ``agent_loop`` / ``agent_loop_continue`` open the run, ``run_loop`` plays
+the turns, ``stream_assistant_response`` makes one LLM call, and ``execute_tool_calls`` (in
+``agent_tool_execution``) runs the tools a reply asked for. The loop emits only through
+``stream.push(...)``; the Agent replaces ``push`` on its stream to get the events synchronously.
+
+Event tree of a run (``U`` prompt, ``A`` assistant, ``R`` tool result, ``upd`` message_update)::
+
+    agent_start
+    turn_start                                   # turn 1 (agent_loop pushes it with the prompts)
+      message_start(U) message_end(U)            # each prompt, then steering queued before the run
+      message_start(A) upd* message_end(A)       # stream_assistant_response
+      tool_execution_start(a) ... (b)            # execute_tool_calls: all starts first
+      tool_execution_update*                     # live
+      tool_execution_end(a) message_start(Ra) message_end(Ra)   # after all settled, call order
+    turn_end(A, [Ra, ...])
+    turn_start ...                               # more turns while tools ran or input is pending
+    agent_end(new_messages)                      # exactly once, always last
+
+Terminal turns: an ``error``/``aborted`` assistant message ends the run right after its
+``turn_end`` (§5.4 (c), (d), (f), (g)); a turn-limit message does the same without a request
+(§5.4 (e)). A run closed from outside an LLM stream (abort during tools or polls, a failing poll
+or ``should_stop_after_turn``) ends with one more turn holding a synthetic message made without
+contacting the model: ``turn_start message_start(A) message_end(A) turn_end(A, [])``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._run_support import (
+    RUN_TASKS,
+    AbortWatch,
+    abort_outcome,
+    absorb_external_cancel,
+    is_aborted,
+    keep_alive,
+    maybe_await,
+    synthetic_message,
+)
+from ._stream_call import stream_assistant_response
+from .agent_tool_execution import execute_tool_calls
+from .agent_types import (
+    AgentContext,
+    AgentEndEvent,
+    AgentLoopConfig,
+    AgentMessage,
+    AgentStartEvent,
+    AssistantMessage,
+    AssistantMessageEvent,
+    Context,
+    EventStream,
+    MessageEndEvent,
+    MessageStartEvent,
+    Model,
+    SimpleStreamOptions,
+    StreamFn,
+    StreamResponse,
+    ToolResultMessage,
+    TurnEndEvent,
+    TurnStartEvent,
+    is_agent_end_event,
+)
+
+__all__ = [
+    "ResponseStreamState",
+    "StreamEventHandler",
+    "TurnProcessingResult",
+    "agent_loop",
+    "agent_loop_continue",
+    "create_agent_stream",
+    "run_loop",
+    "stream_assistant_response",
+    "stream_simple",
+]
+
+logger = logging.getLogger("tinyagent.agent_loop")
+
+_TERMINAL_STOP_REASONS = ("error", "aborted")
+
+
+@dataclass
+class ResponseStreamState:
+    """Low-level: what a response stream has produced so far (kept for compatibility)."""
+
+    partial_message: AssistantMessage | None = None
+    added_partial: bool = False
+
+
+@dataclass
+class TurnProcessingResult:
+    """Low-level: the outcome of one turn (kept for compatibility)."""
+
+    pending_messages: list[AgentMessage] = field(default_factory=list)
+    has_more_tool_calls: bool = False
+    first_turn: bool = False
+    should_continue: bool = False
+
+
+StreamEventHandler = Callable[[AssistantMessageEvent], Awaitable[AssistantMessage | None]]
+
+
+async def stream_simple(
+    model: Model, context: Context, options: SimpleStreamOptions
+) -> StreamResponse:
+    """The fallback ``stream_fn``: there is no built-in default provider."""
+    raise NotImplementedError("stream_simple must be provided")
+
+
+def create_agent_stream() -> EventStream[Any, list[AgentMessage]]:
+    return EventStream(is_agent_end_event, lambda event: event.messages)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def agent_loop(
+    prompts: list[AgentMessage],
+    context: AgentContext,
+    config: AgentLoopConfig,
+    signal: asyncio.Event | None = None,
+    stream_fn: StreamFn | None = None,
+) -> EventStream[Any, list[AgentMessage]]:
+    """Start a run on the running loop and return its event stream at once.
+
+    ``agent_start, turn_start, message_start(p) message_end(p) for each prompt``, then the turns
+    of ``run_loop`` on a context holding the history plus the prompts.
+    """
+    stream = create_agent_stream()
+    start_run(_run_from_prompts(list(prompts), context, config, signal, stream, stream_fn), stream)
+    return stream
+
+
+def agent_loop_continue(
+    context: AgentContext,
+    config: AgentLoopConfig,
+    signal: asyncio.Event | None = None,
+    stream_fn: StreamFn | None = None,
+) -> EventStream[Any, list[AgentMessage]]:
+    """Continue from the history without a new message: ``agent_start, turn_start, message_start(A)``…"""
+    check_can_continue(context.messages)
+    stream = create_agent_stream()
+    start_run(_run_from_prompts([], context, config, signal, stream, stream_fn), stream)
+    return stream
+
+
+def check_can_continue(messages: list[AgentMessage]) -> None:
+    if not messages:
+        raise ValueError("Cannot continue: no messages in context")
+    role = getattr(messages[-1], "role", None)
+    if role == "assistant":
+        raise ValueError("Cannot continue from message role: assistant")
+
+
+def start_run(coro: Awaitable[None], stream: EventStream[Any, Any]) -> asyncio.Task[None]:
+    """Run ``coro`` as a run task: cancelling it from outside aborts the run (§4.1)."""
+    task = asyncio.get_running_loop().create_task(_last_resort(coro, stream))
+    RUN_TASKS.add(task)
+    keep_alive(task)
+    return task
+
+
+async def _last_resort(coro: Awaitable[None], stream: EventStream[Any, Any]) -> None:
+    # run_loop closes every failure itself; this only catches a push() that keeps raising.
+    try:
+        await coro
+    except BaseException as exc:
+        logger.exception("agent run failed outside the loop's own error handling")
+        stream.set_exception(exc)
+        if not isinstance(exc, Exception):
+            raise
+
+
+async def _run_from_prompts(
+    prompts: list[AgentMessage],
+    context: AgentContext,
+    config: AgentLoopConfig,
+    signal: asyncio.Event | None,
+    stream: EventStream[Any, Any],
+    stream_fn: StreamFn | None,
+) -> None:
+    # Every run has a signal, so that cancelling its task can become an abort.
+    signal = signal if signal is not None else asyncio.Event()
+    stream.push(AgentStartEvent())
+    stream.push(TurnStartEvent())
+    for prompt in prompts:
+        stream.push(MessageStartEvent(message=prompt))
+        stream.push(MessageEndEvent(message=prompt))
+    current = AgentContext(
+        system_prompt=context.system_prompt,
+        messages=[*context.messages, *prompts],
+        tools=context.tools,
+    )
+    await run_loop(current, list(prompts), config, signal, stream, stream_fn)
+
+
+# --------------------------------------------------------------------------------------------
+# The turns
+# --------------------------------------------------------------------------------------------
+
+
+class _RunControl:
+    """What the turns need to know besides the messages: why the run must close, if it must."""
+
+    def __init__(self, stream: EventStream[Any, Any], signal: asyncio.Event | None) -> None:
+        self.stream = stream
+        self.signal = signal
+        self.turn_open = True  # run_loop starts inside turn 1
+        self.ended = False
+        self.failure: str | None = None  # a poll or hook failed: close with this error
+        self.must_close = False  # an abort landed while we awaited user code
+
+    def closing(self) -> bool:
+        return self.failure is not None or self.must_close
+
+    def start_turn(self) -> None:
+        self.turn_open = True
+        self.stream.push(TurnStartEvent())
+
+    def end_turn(self, message: AgentMessage, tool_results: list[ToolResultMessage]) -> None:
+        self.turn_open = False
+        self.stream.push(TurnEndEvent(message=message, tool_results=tool_results))
+
+    def announce(self, message: AgentMessage) -> None:
+        self.stream.push(MessageStartEvent(message=message))
+        self.stream.push(MessageEndEvent(message=message))
+
+    def end_run(self, new_messages: list[AgentMessage]) -> None:
+        self.ended = True
+        self.stream.push(AgentEndEvent(messages=new_messages))
+        self.stream.end(new_messages)
+
+    async def guarded(self, label: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Await user code (polls, ``should_stop_after_turn``) without trusting it to stop."""
+        watch = AbortWatch(self.signal)
+        try:
+            value = await maybe_await(fn(*args))
+        except asyncio.CancelledError:
+            if watch.stop() or absorb_external_cancel(self.signal):
+                self.must_close = True
+                return None
+            raise
+        except Exception as exc:
+            watch.stop()
+            logger.exception("%s failed", label)
+            self.failure = f"{label} failed: {type(exc).__name__}: {exc}"
+            return None
+        if watch.stop():
+            self.must_close = True
+        return value
+
+    async def poll(self, label: str, provider: Callable[[], Awaitable[list[AgentMessage]]] | None):
+        # Once the run is closing or aborted, queues are left alone: unconsumed input stays queued.
+        if provider is None or self.closing() or is_aborted(self.signal):
+            return []
+        return list(await self.guarded(label, provider) or [])
+
+
+async def run_loop(
+    current_context: AgentContext,
+    new_messages: list[AgentMessage],
+    config: AgentLoopConfig,
+    signal: asyncio.Event | None,
+    stream: EventStream[Any, Any],
+    stream_fn: StreamFn | None = None,
+) -> None:
+    """Play turns until the model is done, then push ``agent_end`` (api-contract §4.2).
+
+    The caller has pushed ``agent_start`` and the first ``turn_start``. Never raises for provider,
+    tool, hook or poll failures: they become messages, and every path ends with one ``agent_end``.
+    """
+    run = _RunControl(stream, signal)
+    try:
+        await _play_turns(run, current_context, new_messages, config, signal, stream_fn)
+    except BaseException as exc:
+        if not run.ended:
+            _close_after_crash(run, exc, config, current_context, new_messages)
+        if not isinstance(exc, Exception):
+            raise
+
+
+async def _play_turns(
+    run: _RunControl,
+    context: AgentContext,
+    new_messages: list[AgentMessage],
+    config: AgentLoopConfig,
+    signal: asyncio.Event | None,
+    stream_fn: StreamFn | None,
+) -> None:
+    get_steering = config.get_steering_messages
+    pending = await run.poll("get_steering_messages", get_steering)  # poll 1: run start
+    first_turn = True
+    calls = 0  # LLM calls made in this run (max_turns)
+    while True:  # outer loop: follow-ups
+        has_more_tool_calls = True
+        while has_more_tool_calls or pending or run.closing():  # inner loop: turns
+            if not first_turn:
+                run.start_turn()
+            first_turn = False
+            for message in pending:  # steering / follow-up input of this turn
+                run.announce(message)
+                context.messages.append(message)
+                new_messages.append(message)
+            pending = []
+
+            # One assistant message per turn: closing, turn limit, or a real LLM call.
+            if run.failure is not None:
+                reply = synthetic_message(config, "error", run.failure)
+                _announce_reply(run, context, reply)
+            elif (
+                config.max_turns is not None
+                and calls >= config.max_turns
+                and not is_aborted(signal)
+            ):
+                reply = synthetic_message(
+                    config, "error", f"turn limit reached (max_turns={config.max_turns})"
+                )
+                _announce_reply(run, context, reply)
+            else:
+                # When aborted, this answers with the synthetic aborted message, no request sent.
+                reply = await stream_assistant_response(
+                    context, config, signal, run.stream, stream_fn
+                )
+                calls += 1
+            new_messages.append(reply)
+            if reply.stop_reason in _TERMINAL_STOP_REASONS:
+                run.end_turn(reply, [])
+                run.end_run(new_messages)
+                return
+
+            async def poll_after_tools() -> list[AgentMessage]:  # poll 2, inside the batch
+                return await run.poll("get_steering_messages", get_steering)
+
+            batch = await execute_tool_calls(
+                context.tools,
+                reply,
+                signal,
+                run.stream,
+                poll_after_tools if get_steering is not None else None,
+                config.before_tool_call,
+                config.after_tool_call,
+            )
+            context.messages.extend(batch.tool_results)
+            new_messages.extend(batch.tool_results)
+            run.end_turn(reply, batch.tool_results)
+
+            if is_aborted(signal):
+                # Tools were cut short, or a listener failed: close with one more turn. An abort
+                # after a complete answer with nothing pending is a no-op (§4.10).
+                if batch.tool_results or abort_outcome(signal)[0] != "aborted":
+                    run.must_close = True
+                    continue
+                run.end_run(new_messages)
+                return
+            if run.closing():
+                continue
+            if batch.terminate:
+                run.end_run(new_messages)
+                return
+            if config.should_stop_after_turn is not None:
+                stop = await run.guarded(
+                    "should_stop_after_turn",
+                    config.should_stop_after_turn,
+                    reply,
+                    batch.tool_results,
+                    context,
+                    new_messages,
+                )
+                if run.closing():
+                    continue
+                if stop:
+                    run.end_run(new_messages)
+                    return
+            has_more_tool_calls = len(batch.tool_results) > 0
+            if has_more_tool_calls:
+                pending = list(batch.steering_messages or [])
+            else:
+                pending = await run.poll("get_steering_messages", get_steering)  # poll 3
+        follow_ups = await run.poll("get_follow_up_messages", config.get_follow_up_messages)
+        if follow_ups or run.closing():
+            pending = follow_ups
+            continue
+        break
+    run.end_run(new_messages)
+
+
+def _announce_reply(run: _RunControl, context: AgentContext, reply: AssistantMessage) -> None:
+    context.messages.append(reply)
+    run.announce(reply)
+
+
+def _close_after_crash(
+    run: _RunControl,
+    exc: BaseException,
+    config: AgentLoopConfig,
+    context: AgentContext,
+    new_messages: list[AgentMessage],
+) -> None:
+    """An unexpected exception inside the loop ends the run like a provider failure (§4.8)."""
+    if isinstance(exc, Exception):
+        logger.exception("unexpected error in the agent loop")
+        reply = synthetic_message(config, "error", f"{type(exc).__name__}: {exc}")
+    else:
+        stop_reason, text = abort_outcome(run.signal)
+        reply = synthetic_message(config, stop_reason, text)
+    if not run.turn_open:
+        run.start_turn()
+    _announce_reply(run, context, reply)
+    new_messages.append(reply)
+    run.end_turn(reply, [])
+    run.end_run(new_messages)
