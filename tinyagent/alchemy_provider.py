@@ -495,6 +495,7 @@ class AlchemyStreamResponse:
         if signal is None or self._watch is not None:
             return
         if signal.is_set():
+            self._signal = None  # seen: cancel once
             self._cancel_handle()
             return
         self._watch = asyncio.get_running_loop().create_task(
