@@ -1,0 +1,301 @@
+//! Validation of the `context` dict (api-contract §10.2) into borrowed, typed messages.
+//!
+//! Nothing is copied here: the 1 MB tool-argument histories the core must handle are only read.
+//! History metadata (`api`, `provider`, `model`, `usage`, `timestamp`, signatures) is never
+//! looked at, so a message produced by any provider is accepted.
+
+use serde_json::Value;
+
+use super::input::{field, opt_str, Obj};
+use crate::types::InputError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum UserPart<'a> {
+    Text {
+        text: &'a str,
+        /// The block's `cache_control` object, forwarded as is when honoured (wire §1.3).
+        marker: Option<&'a Value>,
+    },
+    Image {
+        url: &'a str,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ToolCallInput<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    /// A call whose arguments never parsed has `{}` here (its raw text stays in `partial_json`,
+    /// which is not sent), so it goes out as `"{}"` (wire §1.2).
+    pub arguments: Option<&'a Obj>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AssistantBlock<'a> {
+    Text(&'a str),
+    Thinking(&'a str),
+    ToolCall(ToolCallInput<'a>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Message<'a> {
+    User(Vec<UserPart<'a>>),
+    Assistant {
+        blocks: Vec<AssistantBlock<'a>>,
+        /// `stop_reason` is `error`/`aborted`: only text survives (wire §1.2 sanitization).
+        failed: bool,
+    },
+    ToolResult {
+        call_id: Option<&'a str>,
+        tool_name: Option<&'a str>,
+        parts: Vec<UserPart<'a>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ToolInput<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub parameters: Option<&'a Obj>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ContextInput<'a> {
+    pub system_prompt: &'a str,
+    pub messages: Vec<Message<'a>>,
+    pub tools: Vec<ToolInput<'a>>,
+}
+
+/// Which image URLs the selected API can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ImageSupport {
+    /// http(s) and `data:` URLs (the OpenAI-compatible wire).
+    Urls,
+    /// Only `data:` URLs: alchemy-llm's `ImageContent` holds bytes, with no URL form.
+    DataOnly,
+}
+
+pub(crate) fn parse_context(
+    context: &Value,
+    images: ImageSupport,
+) -> Result<ContextInput<'_>, InputError> {
+    let Value::Object(obj) = context else {
+        return Err(InputError::Context("context must be a dict".to_string()));
+    };
+    parse_context_obj(obj, images).map_err(InputError::Context)
+}
+
+fn parse_context_obj(obj: &Obj, images: ImageSupport) -> Result<ContextInput<'_>, String> {
+    let system_prompt = opt_str(obj, "system_prompt")?.unwrap_or("");
+    let messages = match field(obj, "messages") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, m)| parse_message(m, images).map_err(|e| format!("messages[{i}]{e}")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("'messages' must be a list".to_string()),
+    };
+    let tools = match field(obj, "tools") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(k, t)| parse_tool(t).map_err(|e| format!("tools[{k}]: {e}")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("'tools' must be a list or null".to_string()),
+    };
+    Ok(ContextInput {
+        system_prompt,
+        messages,
+        tools,
+    })
+}
+
+fn parse_tool(tool: &Value) -> Result<ToolInput<'_>, String> {
+    let Value::Object(obj) = tool else {
+        return Err("a tool must be a dict".to_string());
+    };
+    let name = opt_str(obj, "name")?.ok_or("'name' must be a string")?;
+    let parameters = match field(obj, "parameters") {
+        None => None,
+        Some(Value::Object(p)) => Some(p),
+        Some(_) => return Err("'parameters' must be a dict".to_string()),
+    };
+    Ok(ToolInput {
+        name,
+        description: opt_str(obj, "description")?,
+        parameters,
+    })
+}
+
+/// Errors start with the suffix of the message path (`: ...` or `.content[j]: ...`).
+fn parse_message(message: &Value, images: ImageSupport) -> Result<Message<'_>, String> {
+    let Value::Object(obj) = message else {
+        return Err(": a message must be a dict".to_string());
+    };
+    let role = match field(obj, "role") {
+        Some(Value::String(r)) => r.as_str(),
+        _ => return Err(": 'role' must be a string".to_string()),
+    };
+    let blocks: &[Value] = match field(obj, "content") {
+        None => &[],
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(": 'content' must be a list".to_string()),
+    };
+    let at = |j: usize, e: String| format!(".content[{j}]: {e}");
+    match role {
+        "user" => Ok(Message::User(parse_user_parts(blocks, images, at)?)),
+        "tool_result" => {
+            let call_id = opt_str(obj, "tool_call_id").map_err(|e| format!(": {e}"))?;
+            let tool_name = opt_str(obj, "tool_name").map_err(|e| format!(": {e}"))?;
+            Ok(Message::ToolResult {
+                call_id,
+                tool_name,
+                parts: parse_user_parts(blocks, images, at)?,
+            })
+        }
+        "assistant" => {
+            let failed = matches!(
+                field(obj, "stop_reason").and_then(Value::as_str),
+                Some("error" | "aborted")
+            );
+            let mut out = Vec::with_capacity(blocks.len());
+            for (j, block) in blocks.iter().enumerate() {
+                if let Some(b) = parse_assistant_block(block, failed).map_err(|e| at(j, e))? {
+                    out.push(b);
+                }
+            }
+            Ok(Message::Assistant {
+                blocks: out,
+                failed,
+            })
+        }
+        other => Err(format!(": unsupported role '{other}'")),
+    }
+}
+
+/// `(type, object)` of a content block, `None` for a `null` entry (skipped).
+fn block_kind(block: &Value) -> Result<Option<(&str, &Obj)>, String> {
+    match block {
+        Value::Null => Ok(None),
+        Value::Object(obj) => match field(obj, "type") {
+            Some(Value::String(t)) => Ok(Some((t.as_str(), obj))),
+            _ => Err("'type' must be a string".to_string()),
+        },
+        _ => Err("a content block must be a dict or null".to_string()),
+    }
+}
+
+fn text_of(obj: &Obj) -> Result<&str, String> {
+    Ok(opt_str(obj, "text")?.unwrap_or(""))
+}
+
+fn parse_user_parts(
+    blocks: &[Value],
+    images: ImageSupport,
+    at: impl Fn(usize, String) -> String,
+) -> Result<Vec<UserPart<'_>>, String> {
+    let mut parts = Vec::with_capacity(blocks.len());
+    for (j, block) in blocks.iter().enumerate() {
+        let Some((kind, obj)) = block_kind(block).map_err(|e| at(j, e))? else {
+            continue;
+        };
+        let part = match kind {
+            "text" => {
+                let marker = match field(obj, "cache_control") {
+                    None => None,
+                    Some(m @ Value::Object(_)) => Some(m),
+                    Some(_) => return Err(at(j, "'cache_control' must be a dict".to_string())),
+                };
+                UserPart::Text {
+                    text: text_of(obj).map_err(|e| at(j, e))?,
+                    marker,
+                }
+            }
+            "image" => UserPart::Image {
+                url: image_url(obj, images).map_err(|e| at(j, e))?,
+            },
+            other => {
+                return Err(at(
+                    j,
+                    format!("unsupported block type '{other}' (expected 'text' or 'image')"),
+                ))
+            }
+        };
+        parts.push(part);
+    }
+    Ok(parts)
+}
+
+fn image_url(obj: &Obj, images: ImageSupport) -> Result<&str, String> {
+    opt_str(obj, "mime_type")?;
+    let url = opt_str(obj, "url")?
+        .ok_or("an image block needs a 'url' (an http(s) URL or a data: URL)")?;
+    let scheme_end = url.find(':').unwrap_or(0);
+    let scheme = &url[..scheme_end];
+    if scheme.eq_ignore_ascii_case("data") {
+        check_data_url(&url[scheme_end + 1..])?;
+        return Ok(url);
+    }
+    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+        if images == ImageSupport::DataOnly {
+            return Err(
+                "the anthropic-messages api cannot carry image URLs; use a data: URL".to_string(),
+            );
+        }
+        if url[scheme_end + 1..].starts_with("//") && url.len() > scheme_end + 3 {
+            return Ok(url);
+        }
+    }
+    Err("image url must be an http(s) URL or a data:image/<type>;base64,... URL".to_string())
+}
+
+/// `image/<type>;base64,<payload>` after `data:`. The payload is not decoded: it can be megabytes
+/// and the server reports a corrupt image far more precisely than we could.
+fn check_data_url(rest: &str) -> Result<(), String> {
+    let bad = || "data URL must look like data:image/<type>;base64,<data>".to_string();
+    let (header, payload) = rest.split_once(',').ok_or_else(bad)?;
+    let mime = header.strip_suffix(";base64").ok_or_else(bad)?;
+    let subtype = mime.strip_prefix("image/").ok_or_else(bad)?;
+    if subtype.is_empty() || payload.is_empty() {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+fn parse_assistant_block(
+    block: &Value,
+    failed: bool,
+) -> Result<Option<AssistantBlock<'_>>, String> {
+    let Some((kind, obj)) = block_kind(block)? else {
+        return Ok(None);
+    };
+    match kind {
+        "text" => Ok(Some(AssistantBlock::Text(text_of(obj)?))),
+        // A failed turn keeps only its text (wire §1.2), so whatever else it holds is never read:
+        // a half-streamed block must not make every later request invalid (contract §11 item 14).
+        _ if failed => Ok(None),
+        "thinking" => Ok(Some(AssistantBlock::Thinking(
+            opt_str(obj, "thinking")?.unwrap_or(""),
+        ))),
+        "tool_call" => {
+            let id = opt_str(obj, "id")?.ok_or("tool_call 'id' must be a string")?;
+            let name = opt_str(obj, "name")?.ok_or("tool_call 'name' must be a string")?;
+            let arguments = match field(obj, "arguments") {
+                None => None,
+                Some(Value::Object(a)) => Some(a),
+                Some(_) => return Err("tool_call 'arguments' must be a dict".to_string()),
+            };
+            Ok(Some(AssistantBlock::ToolCall(ToolCallInput {
+                id,
+                name,
+                arguments,
+            })))
+        }
+        "image" => Err("image blocks are not allowed in assistant messages".to_string()),
+        other => Err(format!(
+            "unsupported block type '{other}' (expected 'text', 'thinking' or 'tool_call')"
+        )),
+    }
+}

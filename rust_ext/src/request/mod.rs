@@ -1,0 +1,241 @@
+//! The request builder: the three input dicts (as `serde_json::Value`) → a [`RequestPlan`]
+//! (wire §1, api-contract §8.2 and §10.2). Pure Rust, no network, no Python.
+//!
+//! Malformed input is an [`InputError`] (raised synchronously as `ValueError`). Input that is
+//! well formed but cannot start a stream — an unsupported api, a missing key, a bad reasoning
+//! effort, an invalid header or URL — goes into `plan.start_error` instead (api-contract §10.1).
+
+mod body;
+mod context;
+mod input;
+mod messages;
+#[cfg(test)]
+mod tests;
+
+use std::str::FromStr;
+
+use alchemy_llm::types::{Api, KnownProvider, Provider};
+use reqwest::header::{HeaderName, HeaderValue};
+use serde_json::Value;
+
+use self::body::{build_body, Endpoint, Reasoning};
+use self::context::{parse_context, ImageSupport};
+use self::input::{parse_model, parse_options, ReasoningInput};
+use crate::types::{ApiKind, InputError, RequestPlan};
+
+const EFFORTS: [&str; 5] = ["minimal", "low", "medium", "high", "xhigh"];
+const USER_AGENT: &str = concat!("tinyagent/", env!("CARGO_PKG_VERSION"));
+
+/// Builds the plan for one request. Warnings (dropped tool results) are discarded; the binding
+/// should call [`plan_request_with_warnings`] and log them.
+pub fn plan_request(
+    model: &Value,
+    context: &Value,
+    options: &Value,
+    _now_ms: i64,
+) -> Result<RequestPlan, InputError> {
+    plan_request_with_warnings(model, context, options).map(|(plan, _)| plan)
+}
+
+/// [`plan_request`], plus the warnings to log under the `tinyagent` logger (wire §1.2: a tool
+/// result whose id matches no open tool call is dropped with a warning).
+pub fn plan_request_with_warnings(
+    model: &Value,
+    context: &Value,
+    options: &Value,
+) -> Result<(RequestPlan, Vec<String>), InputError> {
+    let model_in = parse_model(model)?;
+    let options_in = parse_options(options)?;
+    let provider_lower = model_in.provider.to_lowercase();
+    let api_name = normalize_api(model_in.api, &provider_lower);
+    let api = api_kind(&api_name);
+    let images = match api {
+        Some(ApiKind::AnthropicMessages) => ImageSupport::DataOnly,
+        _ => ImageSupport::Urls,
+    };
+    let context_in = parse_context(context, images)?;
+
+    let api_key = options_in
+        .api_key
+        .map(str::to_owned)
+        .or_else(|| env_api_key(&provider_lower));
+    let reasoning = resolve_reasoning(model_in.reasoning);
+    let headers = build_headers(
+        api_key.as_deref(),
+        &[&model_in.headers, &options_in.headers],
+    );
+    let start_error = match (api, &reasoning, &headers) {
+        (None, _, _) => Some(format!("unsupported api '{api_name}'")),
+        (Some(_), _, _) if api_key.is_none() && is_known_provider(&provider_lower) => Some(
+            format!("No API key provided for provider: {}", model_in.provider),
+        ),
+        (Some(_), Err(e), _) | (Some(_), Ok(_), Err(e)) => Some(e.clone()),
+        _ => check_url(model_in.base_url).err(),
+    };
+    let api = api.unwrap_or(ApiKind::OpenAiCompletions);
+
+    let mut warnings = Vec::new();
+    let mut body = Vec::new();
+    let mut multi_choice = false;
+    if start_error.is_none() && api != ApiKind::AnthropicMessages {
+        let endpoint = Endpoint::resolve(api, &provider_lower, &model_in.compat);
+        let built = build_body(
+            &model_in,
+            &context_in,
+            &options_in,
+            &endpoint,
+            reasoning.clone().unwrap_or(Reasoning::Off),
+        );
+        body = built.bytes;
+        multi_choice = built.multi_choice;
+        warnings = built.warnings;
+    }
+    let plan = RequestPlan {
+        api,
+        provider: model_in.provider.clone(),
+        model_id: model_in.id.to_string(),
+        url: model_in.base_url.to_string(),
+        headers: headers.unwrap_or_default(),
+        body,
+        api_key,
+        timeouts: options_in.timeouts,
+        max_retries: options_in.max_retries,
+        multi_choice,
+        context_window: model_in.context_window,
+        start_error,
+        raw_model: model.clone(),
+        // The anthropic path converts the context itself; elsewhere the (possibly large) history
+        // is not copied a second time.
+        raw_context: if api == ApiKind::AnthropicMessages {
+            context.clone()
+        } else {
+            Value::Null
+        },
+        raw_options: options.clone(),
+    };
+    Ok((plan, warnings))
+}
+
+/// `strip().lower()`, legacy aliases, and inference from the provider when empty (api-contract
+/// §8.1, §8.2).
+pub fn normalize_api(api: &str, provider_lower: &str) -> String {
+    let api = api.trim().to_lowercase();
+    match api.as_str() {
+        "openai" | "openai-compatible" | "chat-completions" | "openrouter" => {
+            "openai-completions".to_string()
+        }
+        "minimax" => "minimax-completions".to_string(),
+        "" => match provider_lower {
+            "minimax" | "minimax-cn" => "minimax-completions",
+            "anthropic" | "kimi" => "anthropic-messages",
+            _ => "openai-completions",
+        }
+        .to_string(),
+        _ => api,
+    }
+}
+
+/// The APIs this core dispatches; alchemy-llm knows more (`openai-responses`, …) than it has.
+fn api_kind(api: &str) -> Option<ApiKind> {
+    match Api::from_str(api).ok()? {
+        Api::OpenAICompletions => Some(ApiKind::OpenAiCompletions),
+        Api::MinimaxCompletions => Some(ApiKind::MiniMaxCompletions),
+        Api::AnthropicMessages => Some(ApiKind::AnthropicMessages),
+        _ => None,
+    }
+}
+
+/// The providers of api-contract §8.2 that have an environment key: alchemy-llm's known providers
+/// except Bedrock and Vertex (credential files, not keys), plus `chutes`.
+fn contract_provider(provider_lower: &str) -> Option<Provider> {
+    match KnownProvider::from_str(provider_lower) {
+        Ok(KnownProvider::AmazonBedrock | KnownProvider::GoogleVertex) => None,
+        Ok(known) => Some(Provider::Known(known)),
+        Err(_) => None,
+    }
+}
+
+fn is_known_provider(provider_lower: &str) -> bool {
+    provider_lower == "chutes" || contract_provider(provider_lower).is_some()
+}
+
+/// The provider's environment key; an empty variable counts as unset.
+pub fn env_api_key(provider_lower: &str) -> Option<String> {
+    let key = if provider_lower == "chutes" {
+        std::env::var("CHUTES_API_KEY").ok()
+    } else {
+        alchemy_llm::get_env_api_key(&contract_provider(provider_lower)?)
+    };
+    key.filter(|k| !k.is_empty())
+}
+
+fn resolve_reasoning(reasoning: ReasoningInput<'_>) -> Result<Reasoning, String> {
+    match reasoning {
+        ReasoningInput::Off => Ok(Reasoning::Off),
+        ReasoningInput::On => Ok(Reasoning::On),
+        ReasoningInput::Effort(raw) => {
+            let effort = raw.trim().to_lowercase();
+            // "off" is `ThinkingLevel.OFF`'s value: a caller passing the level through means off.
+            if effort == "off" {
+                return Ok(Reasoning::Off);
+            }
+            EFFORTS
+                .iter()
+                .find(|e| **e == effort)
+                .map(|e| Reasoning::Effort(e))
+                .ok_or_else(|| {
+                    format!(
+                        "invalid reasoning effort '{raw}' (expected one of {})",
+                        EFFORTS.join(", ")
+                    )
+                })
+        }
+    }
+}
+
+/// Sets `name: value`, replacing an earlier header of the same name (any case) in its place.
+fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: &str) -> Result<(), String> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("invalid header name '{}'", name.escape_debug()))?;
+    // The value is never quoted: it may be a secret.
+    HeaderValue::from_str(value).map_err(|_| format!("invalid value for header '{name}'"))?;
+    match headers
+        .iter_mut()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+    {
+        Some(slot) => *slot = (name.to_string(), value.to_string()),
+        None => headers.push((name.to_string(), value.to_string())),
+    }
+    Ok(())
+}
+
+/// The header list of wire §1.1, in order: defaults, `Authorization`, then each user source.
+fn build_headers(
+    api_key: Option<&str>,
+    sources: &[&Vec<(&str, &str)>],
+) -> Result<Vec<(String, String)>, String> {
+    let mut headers = vec![
+        ("Content-Type".to_string(), "application/json".to_string()),
+        ("Accept".to_string(), "text/event-stream".to_string()),
+        ("User-Agent".to_string(), USER_AGENT.to_string()),
+    ];
+    if let Some(key) = api_key {
+        set_header(&mut headers, "Authorization", &format!("Bearer {key}"))?;
+    }
+    for source in sources {
+        for (name, value) in source.iter() {
+            set_header(&mut headers, name, value)?;
+        }
+    }
+    Ok(headers)
+}
+
+/// The endpoint must be an absolute http(s) URL; caught here so the error names the field
+/// instead of surfacing as a transport failure.
+fn check_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+        Ok(_) => Err(format!("invalid base_url '{url}': expected an http(s) URL")),
+        Err(e) => Err(format!("invalid base_url '{url}': {e}")),
+    }
+}
