@@ -418,12 +418,11 @@ _DEFAULT_INVALID_EVENT = "tinyagent._alchemy returned an invalid event"
 def validate_final_message(raw: object) -> AssistantMessage:
     """The final message with the usage shape of api-contract §2.6 checked (presence only)."""
     if isinstance(raw, AssistantMessage):
-        message = raw
+        usage = raw.usage
     elif isinstance(raw, dict):
-        message = AssistantMessage.model_validate(raw)
+        usage = raw.get("usage")
     else:
         raise RuntimeError("result: assistant message must be a dict")
-    usage = message.usage
     if not isinstance(usage, dict):
         raise RuntimeError("result: usage must be a dict")
     missing = sorted(_USAGE_KEYS.difference(usage))
@@ -435,7 +434,7 @@ def validate_final_message(raw: object) -> AssistantMessage:
     missing = sorted(_COST_KEYS.difference(cost))
     if missing:
         raise RuntimeError(f"result: usage.cost missing key(s): {', '.join(missing)}")
-    return message
+    return raw if isinstance(raw, AssistantMessage) else AssistantMessage.model_validate(raw)
 
 
 def _default_notifier_factory() -> Callable[[], Notifier] | None:
