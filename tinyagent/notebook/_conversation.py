@@ -1,0 +1,280 @@
+"""Conversations (one Agent each) and the run of one prompt with its per-run settings.
+
+A :class:`Conversation` owns an Agent plus its *sticky* settings (model, provider, base URL,
+system prompt, tool names). The default one lives for the kernel; named ones are created by
+``--name``; ``--agent VAR`` wraps a user's Agent, whose own settings are changed for one run only
+and restored when it ends. :func:`execute` is the single coroutine every path awaits: the
+``%%agent`` transformer (on the kernel loop), the ``run_cell_magic`` fallback (on a worker-thread
+loop), ``--bg`` tasks and the chat panel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import inspect
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tinyagent.agent_types import (
+    AgentTool,
+    AgentToolResult,
+    AssistantMessage,
+    TextContent,
+    ToolLoopControl,
+)
+
+from ._config import Resolved, resolve
+from ._render import Renderer
+
+DENIED = "Tool call denied by the user"
+STICKY = ("model", "provider", "base_url", "system")
+
+
+def _new_agent() -> Any:
+    from tinyagent.agent import Agent, AgentOptions
+    from tinyagent.alchemy_provider import stream_alchemy_openai_completions
+
+    return Agent(AgentOptions(stream_fn=stream_alchemy_openai_completions))
+
+
+def build_model(resolved: Resolved) -> Any:
+    from tinyagent.alchemy_provider import OpenAICompatModel
+
+    kwargs: dict[str, Any] = {"provider": resolved.provider, "id": resolved.model}
+    if resolved.base_url:
+        kwargs["base_url"] = resolved.base_url
+    return OpenAICompatModel(**kwargs)
+
+
+class Conversation:
+    def __init__(self, name: str, agent: Any = None, *, external: bool = False) -> None:
+        self.name = name
+        self.external = external
+        self._agent = agent
+        self.sticky: dict[str, Any] = {}
+        self.tool_names: list[str] | None = None
+        self.current: AgentRun | None = None
+
+    @property
+    def agent(self) -> Any:
+        if self._agent is None:
+            self._agent = _new_agent()
+        return self._agent
+
+    def __repr__(self) -> str:
+        return f"Conversation({self.name!r}, messages={len(self.agent.state.messages)})"
+
+    def update_sticky(self, **values: Any) -> None:
+        for key, value in values.items():
+            if value is not None:
+                self.sticky[key] = value
+
+    def resolve(
+        self, layers: list[tuple[str, Mapping[str, Any]]], run_options: Mapping[str, Any]
+    ) -> Resolved:
+        return resolve(("cell option", run_options), ("conversation", self.sticky), *layers)
+
+    def running(self) -> bool:
+        return self.current is not None and not self.current.done
+
+
+@dataclass
+class RunSpec:
+    """Everything one run needs besides the conversation."""
+
+    prompt: str
+    resolved: Resolved | None = None  # None: leave an external Agent's model alone
+    tools: list[AgentTool] | None = None  # None: keep the Agent's tools
+    temperature: float | None = None
+    max_tokens: int | None = None
+    cache: bool | None = None
+    confirm: bool = False
+    on_done: list[Callable[[AssistantMessage | None], None]] = field(default_factory=list)
+
+
+class AgentRun:
+    """Handle of one run: ``.stop()``, ``await .wait()``, ``.done``, ``.result`` (notebook §5)."""
+
+    def __init__(self, conversation: Conversation, renderer: Renderer) -> None:
+        self.conversation = conversation
+        self.renderer = renderer
+        self.result: AssistantMessage | None = None
+        self.stopped = False
+        self.error: BaseException | None = None
+        self._future: concurrent.futures.Future[AssistantMessage | None] = (
+            concurrent.futures.Future()
+        )
+
+    @property
+    def done(self) -> bool:
+        return self._future.done()
+
+    def stop(self) -> None:
+        """Abort the run (contract §4.7); safe from any thread, a no-op once it ended."""
+        if not self.done:
+            self.stopped = True
+            self.conversation.agent.abort()
+
+    async def wait(self) -> AssistantMessage | None:
+        """Return the final assistant message once the run (cleanup included) has finished."""
+        return await asyncio.wrap_future(self._future)
+
+    def wait_sync(self, timeout: float | None = None) -> AssistantMessage | None:
+        return self._future.result(timeout)
+
+    def _settle(self, result: AssistantMessage | None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        if not self._future.done():
+            self._future.set_result(result)
+
+    def __repr__(self) -> str:
+        status = "stopped" if self.stopped and self.done else "done" if self.done else "running"
+        return f"AgentRun({self.conversation.name!r}, {status})"
+
+
+def _timed_tool(tool: AgentTool, renderer: Renderer) -> AgentTool:
+    """Wrap ``execute`` so each card shows its own duration and turns done/error on settling."""
+    inner = tool.execute
+    if inner is None:
+        return tool
+
+    async def execute(tool_call_id: str, args: Any, signal: Any, on_update: Any) -> AgentToolResult:
+        started = time.monotonic()
+        ok = False
+        try:
+            pending = inner(tool_call_id, args, signal, on_update)
+            if not inspect.isawaitable(pending):
+                raise TypeError(f"Tool {tool.name}: execute must be an async function")
+            result = await pending
+            ok = isinstance(result, AgentToolResult)
+            return result
+        finally:
+            renderer.tool_finished(tool_call_id, ok, time.monotonic() - started)
+
+    return dataclasses.replace(tool, execute=execute)
+
+
+def _confirming(previous: Any, renderer: Renderer) -> Callable[..., Any]:
+    async def before_tool_call(tool_call: Any, tool: Any, args: Any) -> ToolLoopControl | None:
+        card = renderer.doc.card(tool_call.id or "", tool_call.name or "")
+        if not await renderer.confirm(card):
+            return ToolLoopControl(
+                result=AgentToolResult(content=[TextContent(text=DENIED)]), is_error=True
+            )
+        if previous is None:
+            return None
+        value = previous(tool_call, tool, args)
+        return await value if inspect.isawaitable(value) else value
+
+    return before_tool_call
+
+
+@contextlib.contextmanager
+def _run_settings(conversation: Conversation, spec: RunSpec, renderer: Renderer) -> Iterator[None]:
+    """Apply per-run settings to the Agent; restore the non-sticky ones afterwards."""
+    agent = conversation.agent
+    saved = {
+        "temperature": agent.temperature,
+        "max_tokens": agent.max_tokens,
+        "enable_prompt_caching": agent.enable_prompt_caching,
+        "before_tool_call": agent.before_tool_call,
+        "tools": list(agent.state.tools),
+        "model": agent.state.model,
+        "system_prompt": agent.state.system_prompt,
+    }
+    resolved = spec.resolved
+    if resolved is not None:
+        model = build_model(resolved)
+        current = agent.state.model
+        same = current is not None and all(
+            getattr(current, k, None) == getattr(model, k, None)
+            for k in ("provider", "id", "base_url")
+        )
+        if not same:
+            agent.set_model(model)
+        if resolved.system is not None:
+            agent.set_system_prompt(resolved.system)
+        agent.temperature = resolved.temperature if spec.temperature is None else spec.temperature
+        agent.max_tokens = resolved.max_tokens if spec.max_tokens is None else spec.max_tokens
+    else:
+        if spec.temperature is not None:
+            agent.temperature = spec.temperature
+        if spec.max_tokens is not None:
+            agent.max_tokens = spec.max_tokens
+    if spec.cache is not None:
+        agent.enable_prompt_caching = spec.cache
+    base_tools = spec.tools if spec.tools is not None else saved["tools"]
+    agent.set_tools([_timed_tool(tool, renderer) for tool in base_tools])
+    if spec.confirm:
+        agent.before_tool_call = _confirming(saved["before_tool_call"], renderer)
+    try:
+        yield
+    finally:
+        agent.before_tool_call = saved["before_tool_call"]
+        agent.set_tools(list(base_tools) if not conversation.external else saved["tools"])
+        if conversation.external:
+            # --agent VAR: every cell option holds for this run only
+            agent.temperature = saved["temperature"]
+            agent.max_tokens = saved["max_tokens"]
+            agent.enable_prompt_caching = saved["enable_prompt_caching"]
+            if saved["model"] is not None:
+                agent.set_model(saved["model"])
+            agent.set_system_prompt(saved["system_prompt"])
+        else:
+            agent.temperature = saved["temperature"] if resolved is None else None
+            agent.max_tokens = saved["max_tokens"] if resolved is None else None
+            agent.enable_prompt_caching = saved["enable_prompt_caching"]
+
+
+def last_assistant(agent: Any) -> AssistantMessage | None:
+    for message in reversed(agent.state.messages):
+        if getattr(message, "role", None) == "assistant":
+            return message  # type: ignore[no-any-return]
+    return None
+
+
+async def execute(
+    conversation: Conversation, spec: RunSpec, run: AgentRun
+) -> AssistantMessage | None:
+    """Run one prompt on the current loop, rendering it; never raises for a stopped run."""
+    agent = conversation.agent
+    renderer = run.renderer
+    conversation.current = run
+    unsubscribe: Callable[[], None] | None = None
+    result: AssistantMessage | None = None
+    error: BaseException | None = None
+    try:
+        renderer.start()
+        with _run_settings(conversation, spec, renderer):
+            unsubscribe = agent.subscribe(renderer)
+            try:
+                result = await agent.prompt(spec.prompt)
+            except asyncio.CancelledError:
+                # kernel interrupt: the Agent aborted and completed the run before re-raising
+                # (contract §3.3); the partial is kept as an aborted message
+                run.stopped = True
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                result = last_assistant(agent)
+            except RuntimeError as exc:
+                error = exc
+                renderer.note("banner", f"Error: {exc}")
+    finally:
+        if unsubscribe is not None:
+            unsubscribe()
+        renderer.finish()
+        for callback in spec.on_done:
+            try:
+                callback(result)
+            except Exception:  # noqa: BLE001 - storing --out must not hide the answer
+                import logging
+
+                logging.getLogger("tinyagent.notebook").exception("post-run callback failed")
+        run._settle(result, error)
+    return result

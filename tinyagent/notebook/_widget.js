@@ -1,0 +1,199 @@
+// tinyagent notebook view: one anywidget for a run's output and for the chat panel.
+// Hand-written ESM (no build step). The kernel renders and sanitizes all model content; this
+// file only places HTML parts by id and forwards button clicks.
+//
+// Protocol
+//   state trait: {kind: "run"|"panel", running, status, usage, models, model, queued, doc?}
+//     `doc` ([[id, parent, html, isTail], ...]) is present only in a full state sync (open,
+//     request_state), so re-opened views show everything.
+//   custom message kernel -> view: {ops: [[id, parent, html, isTail], ...]}: put each part (new
+//     parts are appended to their parent's slot, before its tail part; known parts are replaced).
+//   custom message view -> kernel: {event: "stop"|"send"|"clear"|"model"|"confirm"|"resend", ...}
+
+const stores = new WeakMap();
+
+function getStore(model) {
+  let store = stores.get(model);
+  if (store) return store;
+  store = { order: [], parts: new Map(), views: new Set() };
+  const doc = (model.get("state") || {}).doc || [];
+  for (const op of doc) remember(store, op);
+  model.on("msg:custom", (msg) => {
+    if (!msg || !Array.isArray(msg.ops)) return;
+    for (const op of msg.ops) {
+      remember(store, op);
+      for (const view of store.views) view.apply(op);
+    }
+  });
+  model.on("change:state", () => {
+    const doc2 = (model.get("state") || {}).doc;
+    if (Array.isArray(doc2)) {
+      store.order = [];
+      store.parts = new Map();
+      for (const op of doc2) remember(store, op);
+      for (const view of store.views) view.rebuild();
+    }
+    for (const view of store.views) view.controls();
+  });
+  stores.set(model, store);
+  return store;
+}
+
+function remember(store, op) {
+  const [id, parent, html, tail] = op;
+  if (!store.parts.has(id)) store.order.push(id);
+  store.parts.set(id, { parent, html, tail });
+}
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+class View {
+  constructor(model, root) {
+    this.model = model;
+    this.root = root;
+    this.nodes = new Map();
+    this.store = getStore(model);
+    const state = model.get("state") || {};
+    this.kind = state.kind || "run";
+    root.classList.add("tinyagent", `tinyagent-${this.kind}`);
+    this.body = el("div", "ta-body");
+    this.bar = el("div", "ta-bar");
+    root.append(this.body, this.bar);
+    this.body.addEventListener("click", (e) => this.onBodyClick(e));
+    if (this.kind === "panel") this.buildPanel();
+    else this.buildRunBar();
+    this.rebuild();
+    this.controls();
+    this.store.views.add(this);
+  }
+
+  buildRunBar() {
+    this.status = el("span", "ta-live-status");
+    this.stop = el("button", "ta-stop", "Stop");
+    this.stop.addEventListener("click", () => this.model.send({ event: "stop" }));
+    this.bar.append(this.status, this.stop);
+  }
+
+  buildPanel() {
+    this.body.classList.add("ta-transcript");
+    this.queued = el("div", "ta-queued");
+    const input = el("textarea", "ta-input");
+    input.rows = 3;
+    input.placeholder = "Message the agent (Enter to send, Shift+Enter for a new line)";
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        e.stopPropagation();
+        this.submit();
+      }
+    });
+    this.input = input;
+    this.send = el("button", "ta-send", "Send");
+    this.send.addEventListener("click", () => this.submit());
+    this.stop = el("button", "ta-stop", "Stop");
+    this.stop.addEventListener("click", () => this.model.send({ event: "stop" }));
+    this.clear = el("button", "ta-clear", "Clear");
+    this.clear.addEventListener("click", () => this.model.send({ event: "clear" }));
+    this.select = el("select", "ta-model");
+    this.select.addEventListener("change", () =>
+      this.model.send({ event: "model", value: this.select.value }),
+    );
+    this.usage = el("span", "ta-usage");
+    const row = el("div", "ta-row");
+    row.append(this.send, this.stop, this.clear, this.select, this.usage);
+    this.bar.append(this.queued, input, row);
+  }
+
+  submit() {
+    const text = this.input.value;
+    if (!text.trim()) return;
+    this.input.value = "";
+    this.model.send({ event: "send", text });
+  }
+
+  onBodyClick(e) {
+    const button = e.target.closest ? e.target.closest("button[data-confirm]") : null;
+    if (!button) return;
+    this.model.send({ event: "confirm", id: button.dataset.confirm, ok: button.dataset.ok === "1" });
+  }
+
+  controls() {
+    const state = this.model.get("state") || {};
+    const running = !!state.running;
+    this.root.classList.toggle("ta-running", running);
+    if (this.status) this.status.textContent = state.status || "";
+    if (this.stop) this.stop.disabled = !running;
+    if (this.kind !== "panel") return;
+    this.send.textContent = running ? "Queue" : "Send";
+    this.usage.textContent = state.usage || "";
+    const models = state.models || [];
+    this.select.replaceChildren(
+      ...models.map((m) => {
+        const option = el("option", "", m);
+        option.value = m;
+        option.selected = m === state.model;
+        return option;
+      }),
+    );
+    this.select.style.display = models.length ? "" : "none";
+    const queued = state.queued || [];
+    this.queued.replaceChildren(
+      ...queued.map((text, index) => {
+        const row = el("div", "ta-queued-item");
+        row.append(el("span", "ta-queued-text", text));
+        const again = el("button", "ta-resend", "Send again");
+        again.addEventListener("click", () => this.model.send({ event: "resend", index }));
+        row.append(again);
+        return row;
+      }),
+    );
+  }
+
+  rebuild() {
+    this.nodes.clear();
+    this.body.replaceChildren();
+    for (const id of this.store.order) {
+      const part = this.store.parts.get(id);
+      this.apply([id, part.parent, part.html, part.tail]);
+    }
+  }
+
+  apply([id, parent, html, tail]) {
+    let node = this.nodes.get(id);
+    if (!node) {
+      const host = parent ? this.slotOf(this.nodes.get(parent)) : this.body;
+      if (!host) return;
+      node = el("div", tail ? "ta-part ta-tailpart" : "ta-part");
+      const tailNode = tail ? null : host.querySelector(":scope > .ta-tailpart");
+      if (tailNode) host.insertBefore(node, tailNode);
+      else host.appendChild(node);
+      this.nodes.set(id, node);
+    }
+    node.innerHTML = html;
+    if (this.kind === "panel") this.body.scrollTop = this.body.scrollHeight;
+  }
+
+  slotOf(node) {
+    if (!node) return null;
+    return node.querySelector("[data-slot]") || node;
+  }
+
+  dispose() {
+    this.store.views.delete(this);
+  }
+}
+
+export default {
+  initialize({ model }) {
+    getStore(model);
+  },
+  render({ model, el: root }) {
+    const view = new View(model, root);
+    return () => view.dispose();
+  },
+};

@@ -1,0 +1,106 @@
+"""``AgentView``: the one anywidget behind live run output and the chat panel (notebook.md §3).
+
+Why one anywidget with one state trait plus custom messages: ipywidgets composition (an HTML
+widget per block, a VBox around them) resends whole trait values and costs a comm message per
+widget touched, so a streamed answer would cost O(n²) bytes and several messages per update. Here
+the kernel renders and sanitizes every part itself and sends *only changed parts* in one custom
+message per flush (``{"ops": [...]}``): a finished block once, the open tail again while it grows.
+The small ``state`` trait carries controls (running, status, usage, model list, queued steering);
+the full document travels only in a full state sync (widget open or ``request_state``), so a view
+opened later, or a reloaded page with a live kernel, still shows everything. The ESM is
+hand-written and shipped as package data: no npm build.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ._document import Op
+
+logger = logging.getLogger("tinyagent.notebook")
+
+_HERE = Path(__file__).parent
+
+
+def _pygments_css() -> str:
+    try:
+        from pygments.formatters import HtmlFormatter
+    except ImportError:  # pragma: no cover
+        return ""
+    return str(HtmlFormatter(style="default").get_style_defs(".tinyagent pre"))
+
+
+STYLE = (_HERE / "_widget.css").read_text(encoding="utf-8") + "\n" + _pygments_css()
+
+
+class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
+    _esm = _HERE / "_widget.js"
+    _css = STYLE
+    state = traitlets.Dict().tag(sync=True)
+
+    def __init__(self, kind: str = "run", **state: Any) -> None:
+        super().__init__(state={"kind": kind, **state})
+        self._parts: dict[str, list[Any]] = {}
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self.on_msg(self._dispatch)
+
+    def __repr__(self) -> str:
+        # stable text/plain (nbval compares it at first display): no address, no model id
+        return f"AgentView({self.state.get('kind', 'run')})"
+
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state(key=key, drop_defaults=drop_defaults)
+        if key is None and "state" in state:
+            # a full sync (open / request_state) carries the whole document once
+            state["state"] = {**state["state"], "doc": list(self._parts.values())}
+        return state
+
+    # -- kernel → view -----------------------------------------------------------------------
+
+    def send_ops(self, ops: list[Op]) -> None:
+        """Put parts; one comm message however many parts changed."""
+        if not ops:
+            return
+        for op in ops:
+            self._parts[op[0]] = op
+        if self.comm is not None:
+            self.send({"ops": ops})
+
+    def update_state(self, **changes: Any) -> None:
+        """Change control fields; one comm message, and none when nothing changed."""
+        new = {**self.state, **changes}
+        new.pop("doc", None)
+        if new != self.state:
+            self.state = new
+
+    def document(self) -> list[list[Any]]:
+        return list(self._parts.values())
+
+    def reset_document(self) -> None:
+        """Forget every part and make all views rebuild (e.g. the panel's Clear)."""
+        self._parts.clear()
+        self.state = {**self.state, "doc": [], "epoch": self.state.get("epoch", 0) + 1}
+        # keep the trait small again; views already rebuilt from the empty doc
+        self.state = {k: v for k, v in self.state.items() if k != "doc"}
+
+    # -- view → kernel -----------------------------------------------------------------------
+
+    def on_event(self, name: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        self._handlers[name] = handler
+
+    def _dispatch(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        handler = self._handlers.get(str(content.get("event")))
+        if handler is None:
+            return
+        try:
+            handler(content)
+        except Exception:  # a UI callback must never kill the comm handler
+            logger.exception("tinyagent widget handler %r failed", content.get("event"))
