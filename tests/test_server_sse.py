@@ -232,3 +232,31 @@ def test_reply_round_trips_through_dict() -> None:
                   raw_sse=b"data: [DONE]\n\n", headers={"A": "b"})
     again = Reply.from_dict(json.loads(json.dumps(reply.to_dict())))
     assert again == reply
+
+
+def test_raw_constructor_for_recorded_error_bodies() -> None:
+    error = b'{"error":{"message":"Invalid model","code":400}}'
+    with ModelServer([Reply.raw(error, status=400), Reply.raw("data: [DONE]\n\n")]) as server:
+        failed = chat(server)
+        done = chat(server)
+    assert failed.status_code == 400 and failed.content == error
+    assert failed.headers["content-type"] == "application/json"
+    assert done.headers["content-type"].startswith("text/event-stream")
+    assert done.content == b"data: [DONE]\n\n"
+
+
+def test_expect_100_continue_is_answered() -> None:
+    import socket
+
+    payload = json.dumps({"model": "m", "stream": False, "messages": []}).encode()
+    with ModelServer(Reply(text="ok")) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=3.0)
+        with sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                         b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(payload))
+            assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(payload)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b'"content":"ok"' in answer

@@ -330,6 +330,18 @@ class Reply:
         if isinstance(self.fault, Mapping):
             self.fault = Fault(**self.fault)
 
+    @classmethod
+    def raw(cls, body: bytes | str, *, status: int = 200, content_type: str | None = None,
+            headers: Mapping[str, str] | None = None, delay: float = 0.0) -> Reply:
+        """Serve ``body`` byte-exact (e.g. a recorded SSE stream or error body) with ``status``;
+        the ``Content-Type`` defaults to ``text/event-stream`` for 2xx, else ``application/json``."""
+        data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        merged = dict(headers or {})
+        if not any(name.lower() == "content-type" for name in merged):
+            merged["Content-Type"] = content_type or (
+                "text/event-stream; charset=utf-8" if 200 <= status < 300 else "application/json")
+        return cls(raw_sse=data, status=status, headers=merged, delay=delay)
+
     @property
     def effective_finish_reason(self) -> str:
         if self.finish_reason is not None:

@@ -60,6 +60,7 @@ class _Connection(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.paused = False
         self.record: RecordedRequest | None = None
+        self.continue_sent = False
 
     # -- asyncio.Protocol -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -117,7 +118,14 @@ class _Connection(asyncio.Protocol):
             self._reply_error_and_close(exc.status, exc.message)
             return
         if request is not None:
+            self.continue_sent = False
             self.task = self.loop.create_task(self._serve(request))
+        elif not self.continue_sent and self.transport is not None:
+            # curl sends "Expect: 100-continue" for larger bodies and waits for this line
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end >= 0 and b"100-continue" in bytes(self.buffer[:head_end]).lower():
+                self.continue_sent = True
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _reply_error_and_close(self, status: int, message: str) -> None:
         body = json.dumps({"error": {"message": message, "type": "invalid_request_error"}})

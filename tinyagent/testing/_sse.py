@@ -12,6 +12,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from ._reply import Reply, ToolCallSpec, Usage
@@ -107,8 +108,10 @@ class _Chunks:
 
     def deltas(self, field: str, pieces: list[str]) -> Iterator[bytes]:
         head, tail = self.template(field)
+        # encode_basestring is what json.dumps(ensure_ascii=False) uses for a str: same bytes,
+        # a fraction of the cost per delta
         for piece in pieces:
-            yield head + _dumps(piece) + tail
+            yield head + encode_basestring(piece).encode("utf-8") + tail
 
 
 def _reasoning_events(reply: Reply, chunks: _Chunks) -> list[bytes]:
