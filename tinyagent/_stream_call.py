@@ -71,7 +71,7 @@ async def stream_assistant_response(
     watch = AbortWatch(signal)
     response: Any = None
     try:
-        response = await _open_response(context, config, signal, stream_fn)  # steps 1-4
+        response = await _open_response(call, context, config, signal, stream_fn)  # steps 1-4
         final = await call.consume(response, signal)  # steps 5-6
     except asyncio.CancelledError:
         if not (watch.stop() or absorb_external_cancel(signal)):
@@ -93,6 +93,7 @@ async def stream_assistant_response(
 
 
 async def _open_response(
+    call: _Call,
     context: AgentContext,
     config: AgentLoopConfig,
     signal: asyncio.Event | None,
@@ -108,6 +109,7 @@ async def _open_response(
     api_key = None  # step 2
     if config.get_api_key is not None:
         api_key = await maybe_await(config.get_api_key(config.model.provider))
+    call.secret = api_key or config.api_key
     options = SimpleStreamOptions(  # step 3
         api_key=api_key or config.api_key,
         temperature=config.temperature,
@@ -134,13 +136,14 @@ def reasoning_effort(level: ThinkingLevel | str | None) -> Any:
 class _Call:
     """The message of one call: started or not, its live partial, and how it gets closed."""
 
-    __slots__ = ("messages", "config", "stream", "partial")
+    __slots__ = ("messages", "config", "stream", "partial", "secret")
 
     def __init__(self, context: AgentContext, config: AgentLoopConfig, stream: EventStream) -> None:
         self.messages = context.messages
         self.config = config
         self.stream = stream
         self.partial: AssistantMessage | None = None  # not None once message_start was pushed
+        self.secret: str | None = config.api_key  # scrubbed from error texts
 
     def begin(self, partial: AssistantMessage) -> None:
         self.partial = partial
@@ -200,7 +203,7 @@ class _Call:
 
     def close_failed(self, exc: BaseException) -> AssistantMessage:
         text = str(exc) or type(exc).__name__
-        key = self.config.api_key
+        key = self.secret
         if key and key in text:  # secrets never leak into messages
             text = text.replace(key, "***")
         message = synthetic_message(self.config, "error", text, meaningful_blocks(self.partial))

@@ -360,7 +360,8 @@ class Agent:
         input: str | AgentMessage | list[AgentMessage],
         images: list[ImageContent] | None = None,
     ) -> AsyncIterator[str]:
-        """The reply's text as it streams: each ``text_delta``, else the newly appended text."""
+        """The reply's text as it streams: each ``text_delta``; from a provider that sends no
+        deltas, each text block's full text at its ``text_end``."""
         events = self.stream(input, images)
         seen = 0  # characters of the current assistant message already yielded
         saw_delta = False
@@ -379,12 +380,14 @@ class Agent:
                     if inner.delta:
                         seen += len(inner.delta)
                         yield inner.delta
-                elif not saw_delta:
-                    # A provider without text_delta events: yield what the partial gained.
-                    text = extract_text(event.message)
-                    if len(text) > seen:
-                        yield text[seen:]
-                        seen = len(text)
+                elif not saw_delta and inner is not None and inner.type == "text_end":
+                    # A provider without text_delta events: yield the block's text at its end.
+                    # (The live partial may run ahead of a queued event, so it is not read here.)
+                    text = inner.content if isinstance(inner.content, str) else ""
+                    text = text or extract_text(event.message)[seen:]
+                    if text:
+                        seen += len(text)
+                        yield text
         finally:
             await events.aclose()
 
