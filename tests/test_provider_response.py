@@ -276,3 +276,24 @@ def test_response_repr_never_shows_the_key(monkeypatch: pytest.MonkeyPatch) -> N
     for secret in ("sk-top-secret", "hdr-secret", "model-secret"):
         for shown in (repr(response), repr(response.__dict__), repr(model), str(model)):
             assert secret not in shown
+
+
+def test_key_and_credential_headers_are_scrubbed_from_handle_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Core:
+        def openai_completions_stream(self, model: Any, context: Any, options: Any) -> ListHandle:
+            echoed = f"HTTP 401: key {options['api_key']} / {model['headers']['Authorization']}"
+            return ListHandle([RuntimeError(echoed + " (attempt 1)")])
+
+    monkeypatch.setattr(ap, "_ALCHEMY_MODULE", Core())
+    model = OpenAICompatModel(headers={"Authorization": "Bearer tok-abcdef", "X-Flag": "1"})
+    options = SimpleStreamOptions(api_key="sk-live-777")
+
+    async def main() -> None:
+        response = await ap.stream_alchemy_openai_completions(model, Context(), options)
+        await response.__anext__()
+
+    with pytest.raises(RuntimeError) as info:
+        run(main())
+    assert str(info.value) == "HTTP 401: key *** / *** (attempt 1)"

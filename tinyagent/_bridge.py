@@ -422,7 +422,7 @@ class BatchEventSource:
             batch = self._handle.drain()
         except Exception as exc:
             self._end()
-            self._start_error = _scrubbed(exc, self._scrub)
+            self._start_error = scrubbed_exception(exc, self._scrub)
             raise self._start_error from None
         if not batch:
             return False
@@ -440,7 +440,7 @@ class BatchEventSource:
             self._dispatcher = None
 
 
-def _scrubbed(exc: Exception, scrub: Callable[[str], str]) -> Exception:
+def scrubbed_exception(exc: Exception, scrub: Callable[[str], str]) -> Exception:
     """The same exception with any secret scrubbed from its text (it may echo a provider body)."""
     text = str(exc)
     clean = scrub(text)

@@ -16,7 +16,7 @@ import os
 import re
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
 
 from pydantic import model_validator
@@ -27,6 +27,7 @@ from tinyagent._bridge import (
     Notifier,
     PartialBuilder,
     loop_supports_readers,
+    scrubbed_exception,
 )
 from tinyagent.agent_types import (
     AssistantMessage,
@@ -340,6 +341,26 @@ def make_scrubber(secrets: list[str | None]) -> Callable[[str], str]:
     return scrub
 
 
+_CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|cookie", re.IGNORECASE)
+
+
+def _credential_headers(*header_sets: dict[str, str] | None) -> list[str]:
+    """Values of headers that carry credentials, without an auth scheme such as ``Bearer``.
+
+    Only these are scrubbed from error texts: scrubbing every header value would also blank out
+    innocuous short values (``"1"``) wherever they occur in a message.
+    """
+    found = []
+    for headers in header_sets:
+        for name, value in (headers or {}).items():
+            if _CREDENTIAL_HEADER.search(name) and isinstance(value, str):
+                found.append(value)
+                scheme, _, credential = value.partition(" ")
+                if credential and scheme.isalpha():
+                    found.append(credential)
+    return [value for value in found if len(value) >= 6]
+
+
 _experimental_warned = False
 
 
@@ -379,16 +400,14 @@ async def stream_alchemy_openai_completions(
     options_dict = build_options_dict(model, options, api_key)
     if model_dict["api"] == ANTHROPIC_MESSAGES:
         _warn_experimental_once(model_dict["provider"])
-    secrets = [api_key, *(model_dict["headers"] or {}).values()]
-    secrets += list((options.headers or {}).values())
-    scrub = make_scrubber(secrets)
+    scrub = make_scrubber([api_key, *_credential_headers(model_dict["headers"], options.headers)])
     try:
         handle = core.openai_completions_stream(model_dict, context_dict, options_dict)
     except Exception as exc:
-        text = str(exc)
-        if scrub(text) != text:
-            raise type(exc)(scrub(text)) from None
-        raise
+        clean = scrubbed_exception(exc, scrub)
+        if clean is exc:
+            raise
+        raise clean from None
     partial = AssistantMessage(
         content=[],
         stop_reason="stop",
@@ -554,7 +573,10 @@ class AlchemyStreamResponse:
             return event
         if self._thread_events_done:
             raise StopAsyncIteration
-        raw = await self._thread_worker().call("next_event")
+        try:
+            raw = await self._thread_worker().call("next_event")
+        except Exception as exc:
+            self._raise_scrubbed(exc)
         if raw is None:
             self._thread_events_done = True
             self._finish_iteration()
@@ -564,6 +586,12 @@ class AlchemyStreamResponse:
         if not isinstance(raw, dict):
             raise RuntimeError(self.invalid_event_message)
         return AssistantMessageEvent.model_validate(raw)
+
+    def _raise_scrubbed(self, exc: Exception) -> NoReturn:
+        clean = scrubbed_exception(exc, self._scrub)
+        if clean is exc:
+            raise exc
+        raise clean from None
 
     def _finish_iteration(self) -> None:
         self._stop_watching()
@@ -578,7 +606,10 @@ class AlchemyStreamResponse:
         if batch is not None:
             raw: object = await batch.final_message()
         else:
-            raw = await self._thread_worker().call("result")
+            try:
+                raw = await self._thread_worker().call("result")
+            except Exception as exc:
+                self._raise_scrubbed(exc)
             if self._thread_events_done or self._closed:
                 self._thread_worker().stop()
         message = validate_final_message(raw)
