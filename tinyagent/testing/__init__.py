@@ -8,6 +8,8 @@ answers is decided by a *brain*:
 - :class:`DemoBrain` (the default): the offline demo model of the tutorials: it calls the tools
   the prompt names, summarises their results, and otherwise quotes the prompt back;
 - :class:`ScriptedBrain`: a list of turns consumed one per request, or a function of the request;
+- :class:`ReplayBrain` / :class:`RecordingBrain`: serve a cassette of recorded provider traffic,
+  or forward to a real provider and record one (``python -m tinyagent.testing --replay PATH``);
 - any callable ``(request_json) -> Reply | str``.
 
 A :class:`Reply` describes one response (text, reasoning and its wire field, :class:`ToolCallSpec`
@@ -36,6 +38,7 @@ Server CLI: ``python -m tinyagent.testing --brain demo --port 0`` prints
 """
 
 from ._brains import Brain, ScriptedBrain, ScriptExhausted
+from ._cassette import CassetteMiss, RecordingBrain, ReplayBrain
 from ._demo import DemoBrain
 from ._log import Headers, RecordedRequest
 from ._reply import Fault, Reply, ToolCallSpec, Usage
@@ -44,11 +47,14 @@ from ._spawn import SpawnedServer, spawn_server
 
 __all__ = [
     "Brain",
+    "CassetteMiss",
     "DemoBrain",
     "Fault",
     "Headers",
     "ModelServer",
     "RecordedRequest",
+    "RecordingBrain",
+    "ReplayBrain",
     "Reply",
     "ScriptExhausted",
     "ScriptedBrain",

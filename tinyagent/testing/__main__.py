@@ -6,6 +6,8 @@ listening, then serves until killed (SIGTERM/SIGINT) or ``--max-seconds`` have p
     python -m tinyagent.testing --brain demo --port 0
     python -m tinyagent.testing --script turns.json        # a ScriptedBrain from JSON
     python -m tinyagent.testing --brain mypkg.brains:make   # any importable brain or factory
+    python -m tinyagent.testing --replay demo.jsonl         # serve a cassette
+    python -m tinyagent.testing --record demo.jsonl --upstream URL --api-key-env OPENROUTER_API_KEY
 """
 
 from __future__ import annotations
@@ -21,11 +23,19 @@ import threading
 from typing import Any
 
 from ._brains import ScriptedBrain
+from ._cassette import RecordingBrain, ReplayBrain
 from ._demo import DemoBrain
 from ._server import ModelServer
 
 
 def _load_brain(args: argparse.Namespace) -> Any:
+    if args.replay:
+        return ReplayBrain(args.replay)
+    if args.record:
+        if not args.upstream:
+            raise SystemExit("--record needs --upstream URL (the real chat endpoint)")
+        key = os.environ.get(args.api_key_env) if args.api_key_env else None
+        return RecordingBrain(args.record, args.upstream, api_key=key)
     if args.script:
         with open(args.script, encoding="utf-8") as f:
             data = json.load(f)
@@ -73,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="'demo' (default) or 'module:attribute' naming a brain or brain class")
     parser.add_argument("--script", help="JSON file: a list of Reply dicts, or "
                                          "{'turns': [...], 'when_exhausted': 'error'|'repeat'}")
+    parser.add_argument("--replay", help="serve this cassette (JSONL); unknown requests fail")
+    parser.add_argument("--record", help="forward to --upstream and append to this cassette")
+    parser.add_argument("--upstream", help="with --record: the real chat completions URL")
+    parser.add_argument("--api-key-env", help="with --record: environment variable of the key")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay", type=float, default=0.0,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ._brains import ScriptedBrain
+from ._cassette import ReplayBrain
 from ._demo import DemoBrain
 from ._reply import Reply
 
@@ -84,6 +85,8 @@ def _brain_arguments(brain: Any) -> tuple[list[str], Path | None]:
     """Command-line arguments that rebuild ``brain`` in the child."""
     if brain is None or brain == "demo":
         return ["--brain", "demo"], None
+    if isinstance(brain, ReplayBrain):
+        return ["--replay", str(brain.path)], None
     if isinstance(brain, DemoBrain):
         return ["--brain", "demo", "--delay", repr(brain.delay)], None
     if isinstance(brain, str):
@@ -117,7 +120,7 @@ def spawn_server(
     """Start ``python -m tinyagent.testing`` and wait for it to listen.
 
     ``brain``: ``"demo"``, a ``"module:attribute"`` brain (or factory) importable in the child,
-    a :class:`DemoBrain`, a :class:`Reply`, a list of turns or a :class:`ScriptedBrain` (whose
+    a :class:`DemoBrain`, a :class:`ReplayBrain`, a :class:`Reply`, a list of turns or a :class:`ScriptedBrain` (whose
     turns are sent as JSON, so functions are not allowed). The child stops by itself after
     ``max_seconds`` (None: never) so a forgotten server cannot outlive a test run for long.
     """
