@@ -1,6 +1,7 @@
 //! `tinyagent._alchemy`: the streaming core of tinyagent.
 
 pub mod sse;
+pub mod state;
 pub mod types;
 
 use pyo3::prelude::*;

@@ -297,7 +297,8 @@ mod tests {
 
     #[test]
     fn event_error_marks_only_its_own_event() {
-        let (events, _) = read_all(&[b"event: error\ndata: {}\n\ndata: {}\n\nevent: ping\ndata: 1\n\n"]);
+        let (events, _) =
+            read_all(&[b"event: error\ndata: {}\n\ndata: {}\n\nevent: ping\ndata: 1\n\n"]);
         let flags: Vec<bool> = events.iter().map(|e| e.is_error).collect();
         assert_eq!(flags, [true, false, false]);
     }
@@ -328,7 +329,9 @@ mod tests {
     fn feed_reports_events_it_dispatched() {
         let mut reader = SseReader::new();
         let mut out = Vec::new();
-        let stats = reader.feed(b"data: 1\n\ndata: 2\n\ndata: 3", &mut out).unwrap();
+        let stats = reader
+            .feed(b"data: 1\n\ndata: 2\n\ndata: 3", &mut out)
+            .unwrap();
         assert_eq!(stats.events, 2);
         let stats = reader.finish(&mut out).unwrap();
         assert_eq!(stats.events, 1);
