@@ -227,7 +227,11 @@ class BlockSplitter:
         while True:
             end = text.find("\n", pos)
             if end < 0:
-                return None  # the last line is incomplete: nothing after it is decided
+                # an incomplete last line: it still closes the block before it once it starts
+                # at column 0 after a blank line
+                if blank_seen_at is not None and fence is None and text[pos : pos + 1].strip():
+                    return pos
+                return None
             line = text[pos:end]
             match = _FENCE.match(line)
             if fence is not None:

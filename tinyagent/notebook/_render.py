@@ -163,8 +163,10 @@ class LiveRenderer(Renderer):
         max_rate: float = 25.0,
         view: Any = None,
         display: Callable[..., Any] | None = None,
+        embedded: bool = False,
     ) -> None:
         super().__init__(doc)
+        self.embedded = embedded  # a panel's transcript: no display of its own, view stays open
         self.clock = clock
         self.interval = 1.0 / max_rate
         self._last = float("-inf")
@@ -180,8 +182,10 @@ class LiveRenderer(Renderer):
             from ._widget import AgentView
 
             self.view = AgentView(kind="run", running=True)
-        self.view.on_event("stop", lambda _msg: self._stop_clicked())
         self.view.on_event("confirm", self._confirm_clicked)
+        if self.embedded:
+            return
+        self.view.on_event("stop", lambda _msg: self._stop_clicked())
         if self._display is not None:
             self._handle = self._display(self.view)
         else:
@@ -226,6 +230,8 @@ class LiveRenderer(Renderer):
         for future in self._confirms.values():
             if not future.done():
                 future.set_result(False)
+        if self.embedded:
+            return
         static = StaticOutput.from_document(self.doc)
         if self._handle is not None and hasattr(self._handle, "update"):
             self._handle.update(static)

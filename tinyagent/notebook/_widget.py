@@ -45,9 +45,10 @@ class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
     state = traitlets.Dict().tag(sync=True)
 
     def __init__(self, kind: str = "run", **state: Any) -> None:
-        super().__init__(state={"kind": kind, **state})
+        # set before the base __init__ opens the comm (open calls get_state)
         self._parts: dict[str, list[Any]] = {}
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
+        super().__init__(state={"kind": kind, **state})
         self.on_msg(self._dispatch)
 
     def __repr__(self) -> str:
@@ -56,7 +57,7 @@ class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
 
     def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
         state: dict[str, Any] = super().get_state(key=key, drop_defaults=drop_defaults)
-        if key is None and "state" in state:
+        if key is None and "state" in state and hasattr(self, "_parts"):
             # a full sync (open / request_state) carries the whole document once
             state["state"] = {**state["state"], "doc": list(self._parts.values())}
         return state

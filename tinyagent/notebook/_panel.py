@@ -1,0 +1,225 @@
+"""``ChatPanel``: a chat UI bound to an Agent (notebook.md §4).
+
+The panel is an :class:`~tinyagent.notebook._widget.AgentView` of kind ``panel`` plus this
+controller. Runs are tasks on the loop that is running when Send is pressed (the kernel's, in a
+notebook), so the cell is not blocked and the Stop click is processed mid-run. While a run is in
+progress, Send becomes "Queue": the text is queued into the running Agent as steering. Steering
+that the run did not consume (it was stopped, or ended first) is removed from the Agent's queue,
+so it never leaks into the next run, and is listed in the panel with "Send again".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._conversation import AgentRun, Conversation, RunSpec, execute
+from ._document import RunDocument
+from ._interrupt import running_loop, start_in_worker
+from ._render import LiveRenderer
+from ._widget import AgentView
+
+
+def _default_conversation() -> Conversation:
+    from . import _magics
+
+    if _magics._ACTIVE is not None:
+        return _magics._ACTIVE.conversations["default"]
+    return Conversation("panel")
+
+
+class ChatPanel:
+    """``display(ChatPanel(agent=None, **config))``; ``send``/``stop``/``await wait()`` for code.
+
+    ``config`` accepts the sticky settings ``model``, ``provider``, ``base_url``, ``system`` and
+    ``models`` (the choices of the model selector).
+    """
+
+    def __init__(
+        self, agent: Any = None, *, models: list[str] | None = None, **config: Any
+    ) -> None:
+        unknown = set(config) - {"model", "provider", "base_url", "system"}
+        if unknown:
+            raise TypeError(f"ChatPanel: unknown settings {sorted(unknown)}")
+        self.conversation = (
+            _default_conversation()
+            if agent is None
+            else Conversation("panel", agent, external=True)
+        )
+        if not self.conversation.external:
+            self.conversation.update_sticky(**config)
+        elif config.get("system"):
+            agent.set_system_prompt(config["system"])
+        self._models = list(models or [])
+        current = config.get("model") or self._current_model()
+        if current and current not in self._models:
+            self._models.insert(0, current)
+        self.view = AgentView(
+            kind="panel",
+            running=False,
+            models=self._models,
+            model=current or "",
+            usage="",
+            queued=[],
+        )
+        self.view.on_event("send", lambda msg: self.send(str(msg.get("text", ""))))
+        self.view.on_event("stop", lambda _msg: self.stop())
+        self.view.on_event("clear", lambda _msg: self.clear())
+        self.view.on_event("model", lambda msg: self.set_model(str(msg.get("value", ""))))
+        self.view.on_event("resend", self._resend)
+        self.run: AgentRun | None = None
+        self.queued: list[str] = []  # steering left over after a run, shown for re-sending
+        self._steering: list[Any] = []  # messages this panel queued into the running Agent
+        self._runs = 0
+
+    # -- display -----------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.view._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"ChatPanel({self.conversation.name!r})"
+
+    @property
+    def agent(self) -> Any:
+        return self.conversation.agent
+
+    @property
+    def running(self) -> bool:
+        return self.run is not None and not self.run.done
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def send(self, text: str) -> AgentRun | None:
+        """What typing ``text`` and pressing Send does; returns at once."""
+        if not text.strip():
+            return None
+        if self.running:
+            from tinyagent.agent_types import TextContent, UserMessage
+
+            message = UserMessage(content=[TextContent(text=text)])
+            self._steering.append(message)
+            self.agent.steer(message)
+            self._sync_queued()
+            return self.run
+        return self._start(text)
+
+    def stop(self) -> None:
+        """The Stop button."""
+        if self.run is not None:
+            self.run.stop()
+
+    async def wait(self) -> None:
+        """Return when the current run, if any, has finished."""
+        if self.run is not None:
+            await self.run.wait()
+
+    def clear(self) -> None:
+        """The Clear button: stop, forget the conversation and the transcript."""
+        self.stop()
+        self.agent.reset()
+        self.queued.clear()
+        self._steering.clear()
+        self.view.reset_document()
+        self.view.update_state(queued=[], usage="")
+
+    def set_model(self, model_id: str) -> None:
+        if not model_id:
+            return
+        if self.conversation.external:
+            current = self.agent.state.model
+            if current is not None:
+                self.agent.set_model(current.model_copy(update={"id": model_id}))
+        else:
+            self.conversation.sticky["model"] = model_id
+        self.view.update_state(model=model_id)
+
+    def _resend(self, msg: dict[str, Any]) -> None:
+        try:
+            index = int(msg.get("index", -1))
+        except (TypeError, ValueError):
+            return
+        if 0 <= index < len(self.queued):
+            text = self.queued.pop(index)
+            self._sync_queued()
+            self.send(text)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def _current_model(self) -> str:
+        if self.conversation.external:
+            return str(getattr(self.agent.state.model, "id", "") or "")
+        from . import _magics
+
+        layers = _magics._ACTIVE.config_layers() if _magics._ACTIVE is not None else []
+        return self.conversation.resolve(layers, {}).model
+
+    def _start(self, text: str) -> AgentRun | None:
+        from . import _magics
+
+        self._runs += 1
+        doc = RunDocument(show_user=True, id_prefix=f"r{self._runs}.")
+        renderer = LiveRenderer(doc, view=self.view, embedded=True)
+        run = AgentRun(self.conversation, renderer)
+        resolved = None
+        if not self.conversation.external:
+            layers = _magics._ACTIVE.config_layers() if _magics._ACTIVE is not None else []
+            resolved = self.conversation.resolve(layers, {})
+            missing = resolved.missing_key_message()
+            if missing is not None:
+                renderer.start()
+                renderer.note("banner", missing)
+                renderer.finish()
+                run._settle(None)
+                return run
+        tools = None
+        if self.conversation.tool_names and _magics._ACTIVE is not None:
+            tools = _magics._ACTIVE.resolve_tools(self.conversation.tool_names)
+        spec = RunSpec(prompt=text, resolved=resolved, tools=tools)
+        spec.on_done.append(lambda _message: self._after_run(run))
+        self.run = run
+        self.view.update_state(running=True)
+        loop = running_loop()
+        if loop is not None:
+            loop.create_task(execute(self.conversation, spec, run))
+        else:  # no loop in this thread (a plain script): a worker-thread loop
+            start_in_worker(lambda: execute(self.conversation, spec, run))
+        return run
+
+    def _after_run(self, run: AgentRun) -> None:
+        """Runs on the run's loop when it ended: leftover steering, usage, controls."""
+        delivered = self.agent.state.messages
+        leftover = [m for m in self._steering if not any(m is d for d in delivered)]
+        if leftover:
+            self.agent.clear_steering_queue()
+            from ._document import message_text
+
+            self.queued.extend(message_text(m) for m in leftover)
+        self._steering.clear()
+        self.view.update_state(running=False, usage=self._usage(), queued=list(self.queued))
+
+    def _sync_queued(self) -> None:
+        from ._document import message_text
+
+        pending = [message_text(m) for m in self._steering]
+        self.view.update_state(queued=[*self.queued, *pending])
+
+    def _usage(self) -> str:
+        totals = {"input": 0, "output": 0, "cache_read": 0, "cost": 0.0}
+        turns = 0
+        for message in self.agent.state.messages:
+            if getattr(message, "role", None) != "assistant":
+                continue
+            turns += 1
+            usage = message.usage or {}
+            for key in ("input", "output", "cache_read"):
+                totals[key] += usage.get(key, 0) or 0
+            totals["cost"] += float((usage.get("cost") or {}).get("total", 0.0) or 0.0)
+        text = f"{turns} turns · in {totals['input']} · out {totals['output']}"
+        if totals["cache_read"]:
+            text += f" · cache read {totals['cache_read']}"
+        if totals["cost"]:
+            text += f" · ${totals['cost']:.4f}"
+        return text
+
+
+__all__ = ["ChatPanel"]
