@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tinyagent.testing import ModelServer, Reply, ScriptedBrain, ScriptExhausted
+from tinyagent.testing import Fault, ModelServer, Reply, ScriptedBrain, ScriptExhausted
 from tinyagent.testing._wire import assemble, parse_sse
 
 
@@ -147,3 +147,19 @@ def test_restart_is_refused_and_stop_is_idempotent() -> None:
         server.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{server.port}/v1/models", timeout=1.0)
+
+
+def test_stop_ends_stalled_streams_promptly() -> None:
+    server = ModelServer(Reply(text="x", fault=Fault.stall(1))).start()
+    body = {"model": "m", "stream": True, "messages": []}
+    with httpx.stream("POST", server.url, json=body, timeout=3.0) as response:
+        chunks = response.iter_bytes()
+        assert b"assistant" in next(chunks)
+        started = time.monotonic()
+        server.stop()
+        with pytest.raises(httpx.RemoteProtocolError):
+            for _ in chunks:
+                pass
+    assert time.monotonic() - started < 3.0
+    record = server.requests[-1]
+    assert not record.client_closed.is_set()  # the server ended it, not the client

@@ -265,11 +265,11 @@ class DemoBrain:
     def _free_form(self, prompt: str, tool_names: list[str]) -> Reply:
         first_line = next((line.strip() for line in prompt.strip().splitlines() if line.strip()),
                           "")
-        quoted = _quote(first_line, _MAX_FIRST_LINE) if first_line else "(an empty prompt)"
-        text = (f"You wrote:\n\n> {quoted}\n\n"
-                "This reply comes from the **offline demo model**: it runs on your machine, "
-                "needs no API key and always answers the same way. Connect a real provider "
-                "for a real answer.")
+        opening = (f"You wrote:\n\n> {_quote(first_line, _MAX_FIRST_LINE)}\n\n" if first_line
+                   else "You sent an empty prompt.\n\n")
+        text = (opening + "This reply comes from the **offline demo model**: it runs on your "
+                "machine, needs no API key and gives the same answer to the same prompt. "
+                "Connect a real provider for a real answer.")
         if tool_names:
             text += (f"\n\nTools on offer: {_enumerate_names(tool_names)}. Name one in your "
                      "prompt and the demo model will call it.")

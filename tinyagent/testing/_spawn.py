@@ -115,7 +115,7 @@ def spawn_server(
     max_seconds: float | None = 600.0,
     python: str | None = None,
     env: Mapping[str, str] | None = None,
-    startup_timeout: float = 15.0,
+    startup_timeout: float = 30.0,
 ) -> SpawnedServer:
     """Start ``python -m tinyagent.testing`` and wait for it to listen.
 
