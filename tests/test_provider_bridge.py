@@ -218,12 +218,17 @@ def test_error_event_carries_the_final_message_and_result_returns_it() -> None:
 def test_events_are_built_like_model_construct() -> None:
     partial = AssistantMessage()
     fields = {"type": "text_delta", "partial": partial, "content_index": 0, "delta": "x"}
-    fast = _bridge.construct_event(**fields)
     slow = AssistantMessageEvent.model_construct(**fields)
-    assert fast == slow
-    assert fast.model_fields_set == slow.model_fields_set
-    assert fast.model_dump(exclude_none=True) == slow.model_dump(exclude_none=True)
-    assert fast.partial is partial
+    for fast in (
+        _bridge.construct_event(**fields),
+        _bridge._delta_event("text_delta", partial, 0, "x"),
+    ):
+        assert fast == slow
+        assert fast.model_fields_set == slow.model_fields_set
+        assert fast.model_dump(exclude_none=True) == slow.model_dump(exclude_none=True)
+        assert fast.partial is partial
+        fast.delta = "changed"  # assignment works as on any model
+        assert fast.delta == "changed" and slow.delta == "x"
 
 
 def test_start_failure_is_raised_with_the_secret_scrubbed() -> None:

@@ -72,6 +72,34 @@ def construct_event(**fields: Any) -> AssistantMessageEvent:
     return event
 
 
+def _delta_event(
+    kind: str, partial: AssistantMessage, index: int, delta: str
+) -> AssistantMessageEvent:
+    """:func:`construct_event` for the ``*_delta`` events, the one-per-token case, spelled out."""
+    event = _new_object(AssistantMessageEvent)
+    _set_attr(
+        event,
+        "__dict__",
+        {
+            "type": kind,
+            "partial": partial,
+            "content_index": index,
+            "delta": delta,
+            "content": None,
+            "tool_call": None,
+            "reason": None,
+            "message": None,
+            "error": None,
+            "attempt": None,
+            "delay": None,
+        },
+    )
+    _set_attr(event, "__pydantic_fields_set__", {"type", "partial", "content_index", "delta"})
+    _set_attr(event, "__pydantic_extra__", {})
+    _set_attr(event, "__pydantic_private__", None)
+    return event
+
+
 def best_effort_arguments(partial_json: str) -> dict[str, Any]:
     """Arguments of an unfinished tool call: the JSON object so far, closing open braces, else ``{}``.
 
@@ -131,9 +159,7 @@ class PartialBuilder:
                     pending[index] = [a]  # type: ignore[index]
                 else:
                     pieces.append(a)
-                events.append(
-                    construct_event(type=kind, partial=partial, content_index=index, delta=a)
-                )
+                events.append(_delta_event(kind, partial, index, a))  # type: ignore[arg-type]
             elif kind == "text_start":
                 self._place(index, TextContent(text=""))
                 events.append(construct_event(type=kind, partial=partial, content_index=index))
@@ -348,6 +374,10 @@ class BatchEventSource:
     @property
     def final(self) -> AssistantMessage | None:
         return self._builder.final
+
+    def pop_buffered(self) -> AssistantMessageEvent | None:
+        """An already drained event, without awaiting (the common case inside a batch)."""
+        return self._buffer.popleft() if self._buffer else None
 
     async def next(self) -> AssistantMessageEvent | None:
         while not self._buffer:

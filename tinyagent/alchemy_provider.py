@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
 
-from pydantic import model_validator
+from pydantic import BaseModel, model_validator
 
 from tinyagent._bridge import (
     BatchEventSource,
@@ -247,7 +247,10 @@ def build_model_dict(model: Model, options: SimpleStreamOptions) -> dict[str, An
 def build_context_dict(context: Context, api: str) -> dict[str, Any]:
     messages = []
     for index, message in enumerate(context.messages or []):
-        dumped = dump_model_dumpable(message, where="context.messages")
+        if isinstance(message, BaseModel):  # skips the slow runtime Protocol check
+            dumped = message.model_dump(exclude_none=True)
+        else:
+            dumped = dump_model_dumpable(message, where="context.messages")
         role = dumped.get("role")
         if role not in _SENDABLE_ROLES:
             raise ValueError(f"context.messages[{index}]: unsupported role '{role}'")
@@ -379,12 +382,13 @@ def _load_core() -> Any:
     if _ALCHEMY_MODULE is not None:
         return _ALCHEMY_MODULE
     try:
-        return importlib.import_module("tinyagent._alchemy")
+        from tinyagent import _alchemy  # type: ignore[attr-defined]
     except ImportError as exc:
         raise RuntimeError(
             "tinyagent._alchemy (the Rust streaming core) is not importable; reinstall "
             "tiny-agent-os from a wheel or build it with `pip install -e .`"
         ) from exc
+    return _alchemy
 
 
 async def stream_alchemy_openai_completions(
@@ -559,12 +563,19 @@ class AlchemyStreamResponse:
         return self
 
     async def __anext__(self) -> AssistantMessageEvent:
+        event: AssistantMessageEvent | None = None
         if self._closed:
             raise StopAsyncIteration
+        batch = self._batch
+        if batch is not None:
+            event = batch.pop_buffered()
+            if event is not None and event.partial is not None:
+                return event  # not terminal: done/error carry no partial
         self._watch_signal()
         batch = self._batch_source()
         if batch is not None:
-            event = await batch.next()
+            if event is None:
+                event = await batch.next()
             if event is None:
                 self._finish_iteration()
                 raise StopAsyncIteration
