@@ -1,0 +1,140 @@
+//! The process-wide tokio runtime and the shared HTTP clients (R12), with the proxy rules of
+//! wire.md §1.1 (environment honoured, loopback never proxied: R13).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+
+/// Two workers are plenty: they only move bytes and parse JSON; everything else runs in Python.
+const WORKER_THREADS: usize = 2;
+
+/// Idle keep-alive connections older than this are closed by the pool.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Destinations that never go through a proxy, whatever the environment says.
+const LOOPBACK: &str = "127.0.0.0/8,::1,localhost";
+
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(WORKER_THREADS)
+            .thread_name("tinyagent-io")
+            .enable_all()
+            .build()
+            .expect("tinyagent: cannot start the I/O runtime")
+    })
+}
+
+/// The proxy environment plus the connect timeout: everything a client is built from. The
+/// connect timeout is a client setting in reqwest, so each distinct value gets its own client
+/// (in practice one: the default or the model's value).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    http: Option<String>,
+    https: Option<String>,
+    all: Option<String>,
+    no_proxy: Option<String>,
+    connect_timeout_ms: u128,
+}
+
+fn env_var(upper: &str) -> Option<String> {
+    let lower = upper.to_ascii_lowercase();
+    std::env::var(upper)
+        .ok()
+        .or_else(|| std::env::var(lower).ok())
+        .filter(|v| !v.trim().is_empty())
+}
+
+impl ClientKey {
+    fn from_env(connect_timeout: Duration) -> Self {
+        ClientKey {
+            http: env_var("HTTP_PROXY"),
+            https: env_var("HTTPS_PROXY"),
+            all: env_var("ALL_PROXY"),
+            no_proxy: env_var("NO_PROXY"),
+            connect_timeout_ms: connect_timeout.as_millis(),
+        }
+    }
+
+    fn build(&self, connect_timeout: Duration) -> Result<reqwest::Client, String> {
+        let no_proxy = match &self.no_proxy {
+            Some(list) => format!("{list},{LOOPBACK}"),
+            None => LOOPBACK.to_string(),
+        };
+        let exempt = || reqwest::NoProxy::from_string(&no_proxy);
+        // Setting any proxy (or `no_proxy()`) turns reqwest's own environment lookup off, so
+        // the loopback exemption below cannot be bypassed by it.
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .http1_only()
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            .connect_timeout(connect_timeout);
+        let proxies = [
+            ("HTTP_PROXY", &self.http),
+            ("HTTPS_PROXY", &self.https),
+            ("ALL_PROXY", &self.all),
+        ];
+        for (name, url) in proxies {
+            if let Some(url) = url {
+                let proxy = match name {
+                    "HTTP_PROXY" => reqwest::Proxy::http(url.as_str()),
+                    "HTTPS_PROXY" => reqwest::Proxy::https(url.as_str()),
+                    _ => reqwest::Proxy::all(url.as_str()),
+                }
+                .map_err(|e| format!("invalid proxy URL in {name}: {e}"))?
+                .no_proxy(exempt());
+                builder = builder.proxy(proxy);
+            }
+        }
+        builder
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    }
+}
+
+/// The shared client for the current proxy environment and this connect timeout.
+pub fn shared_client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
+    static CLIENTS: OnceLock<Mutex<HashMap<ClientKey, reqwest::Client>>> = OnceLock::new();
+    let key = ClientKey::from_env(connect_timeout);
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(client) = clients.get(&key) {
+        return Ok(client.clone());
+    }
+    let client = key.build(connect_timeout)?;
+    clients.insert(key, client.clone());
+    Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_client_per_configuration() {
+        let a = ClientKey::from_env(Duration::from_secs(10));
+        let b = ClientKey::from_env(Duration::from_secs(10));
+        let c = ClientKey::from_env(Duration::from_millis(500));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn invalid_proxy_url_is_reported() {
+        let key = ClientKey {
+            http: Some("http://exa mple:1".into()),
+            https: None,
+            all: None,
+            no_proxy: None,
+            connect_timeout_ms: 1000,
+        };
+        let err = key.build(Duration::from_secs(1)).unwrap_err();
+        assert!(err.starts_with("invalid proxy URL in HTTP_PROXY"), "{err}");
+    }
+}

@@ -1,0 +1,293 @@
+//! The per-stream event queue between the I/O task (producer) and Python (consumer), and the
+//! fd-based wake-up shared by the streams of one asyncio loop.
+//!
+//! The producer appends a batch under one lock acquisition; the consumer swaps the whole queue
+//! out at once. Blocking readers wait on a condvar; asyncio readers are woken through a
+//! [`NotifierCore`], which writes one byte per empty → non-empty transition (wire.md §5.2).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::types::{Event, MessageState, ThinkingSource};
+
+/// One queued event. `thinking_signature` is set on `ThinkingStart` only: the consumer needs it
+/// for the block it opens, and the producer is the one that knows it.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub event: Event,
+    pub thinking_signature: Option<ThinkingSource>,
+}
+
+impl Queued {
+    pub fn plain(event: Event) -> Self {
+        Queued {
+            event,
+            thinking_signature: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct QueueInner {
+    events: VecDeque<Queued>,
+    /// The final message, published together with the terminal event.
+    final_message: Option<Arc<MessageState>>,
+    /// The notifier and token of `attach`, if any.
+    waker: Option<(Arc<NotifierCore>, u64)>,
+    /// True when the next push must mark the token ready (cleared by marking, set by draining).
+    armed: bool,
+}
+
+/// The queue of one stream.
+#[derive(Default)]
+pub struct StreamQueue {
+    inner: Mutex<QueueInner>,
+    ready: Condvar,
+}
+
+impl StreamQueue {
+    pub fn new() -> Arc<Self> {
+        Arc::new(StreamQueue::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Append a batch. `final_message` is given with the batch holding the terminal event.
+    pub fn push(
+        &self,
+        batch: impl IntoIterator<Item = Queued>,
+        final_message: Option<MessageState>,
+    ) {
+        let mut inner = self.lock();
+        let before = inner.events.len();
+        inner.events.extend(batch);
+        if let Some(message) = final_message {
+            inner.final_message = Some(Arc::new(message));
+        }
+        if inner.events.len() == before && inner.final_message.is_none() {
+            return;
+        }
+        if inner.armed {
+            if let Some((notifier, token)) = &inner.waker {
+                notifier.mark(*token);
+                inner.armed = false;
+            }
+        }
+        drop(inner);
+        self.ready.notify_all();
+    }
+
+    /// Move every queued event into `into`; re-arms the notifier hook.
+    pub fn take_all(&self, into: &mut VecDeque<Queued>) {
+        let mut inner = self.lock();
+        inner.armed = true;
+        if into.is_empty() {
+            std::mem::swap(into, &mut inner.events);
+        } else {
+            into.append(&mut inner.events);
+        }
+    }
+
+    /// Wait up to `timeout` for a queued event; true when one is there.
+    pub fn wait_for_event(&self, timeout: Duration) -> bool {
+        let inner = self.lock();
+        if !inner.events.is_empty() {
+            return true;
+        }
+        let (inner, _) = self
+            .ready
+            .wait_timeout_while(inner, timeout, |i| i.events.is_empty())
+            .unwrap_or_else(|e| e.into_inner());
+        !inner.events.is_empty()
+    }
+
+    /// Wait up to `timeout` for the final message.
+    pub fn wait_for_final(&self, timeout: Duration) -> Option<Arc<MessageState>> {
+        let inner = self.lock();
+        if let Some(m) = &inner.final_message {
+            return Some(m.clone());
+        }
+        let (inner, _) = self
+            .ready
+            .wait_timeout_while(inner, timeout, |i| i.final_message.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        inner.final_message.clone()
+    }
+
+    /// The final message if the stream has ended.
+    pub fn final_message(&self) -> Option<Arc<MessageState>> {
+        self.lock().final_message.clone()
+    }
+
+    /// From now on, new events mark `token` ready on `notifier`; pending events mark it at once.
+    pub fn attach(&self, notifier: Arc<NotifierCore>, token: u64) {
+        let mut inner = self.lock();
+        if inner.events.is_empty() {
+            inner.armed = true;
+        } else {
+            notifier.mark(token);
+            inner.armed = false;
+        }
+        inner.waker = Some((notifier, token));
+    }
+}
+
+/// The shared half of a `Notifier`: an fd readable while tokens are ready, and the tokens.
+pub struct NotifierCore {
+    wake: WakeFd,
+    state: Mutex<NotifierState>,
+}
+
+#[derive(Default)]
+struct NotifierState {
+    tokens: Vec<u64>,
+    /// The fd has been written since the last `take_ready`.
+    signalled: bool,
+}
+
+impl NotifierCore {
+    pub fn new() -> std::io::Result<Arc<Self>> {
+        Ok(Arc::new(NotifierCore {
+            wake: WakeFd::new()?,
+            state: Mutex::new(NotifierState::default()),
+        }))
+    }
+
+    pub fn fileno(&self) -> i32 {
+        self.wake.read_fd()
+    }
+
+    pub fn mark(&self, token: u64) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.tokens.push(token);
+        if !state.signalled {
+            state.signalled = true;
+            self.wake.signal();
+        }
+    }
+
+    /// The ready tokens, each once; clears the fd.
+    pub fn take_ready(&self) -> Vec<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.signalled {
+            self.wake.clear();
+            state.signalled = false;
+        }
+        std::mem::take(&mut state.tokens)
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod wake_fd {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    /// An eventfd: one fd, readable while its counter is non-zero.
+    pub struct WakeFd(OwnedFd);
+
+    impl WakeFd {
+        pub fn new() -> std::io::Result<Self> {
+            // SAFETY: plain syscall; the returned fd is owned by us from here on.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: `fd` is a fresh, valid descriptor nobody else owns.
+            Ok(WakeFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+        }
+
+        pub fn read_fd(&self) -> i32 {
+            self.0.as_raw_fd()
+        }
+
+        pub fn signal(&self) {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a valid u64 to our own eventfd. A full counter
+            // (EAGAIN) still leaves the fd readable, which is all we need.
+            unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+
+        pub fn clear(&self) {
+            let mut value: u64 = 0;
+            // SAFETY: reads 8 bytes into a valid u64; non-blocking, EAGAIN when already clear.
+            unsafe { libc::read(self.0.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+        }
+    }
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+mod wake_fd {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    /// A non-blocking pipe: readable while it holds bytes.
+    pub struct WakeFd {
+        read: OwnedFd,
+        write: OwnedFd,
+    }
+
+    impl WakeFd {
+        pub fn new() -> std::io::Result<Self> {
+            let mut fds = [0i32; 2];
+            // SAFETY: `fds` has room for the two descriptors pipe() writes.
+            if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for fd in fds {
+                // SAFETY: fcntl on descriptors we just created.
+                unsafe {
+                    libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            // SAFETY: fresh descriptors, owned from here on.
+            Ok(unsafe {
+                WakeFd {
+                    read: OwnedFd::from_raw_fd(fds[0]),
+                    write: OwnedFd::from_raw_fd(fds[1]),
+                }
+            })
+        }
+
+        pub fn read_fd(&self) -> i32 {
+            self.read.as_raw_fd()
+        }
+
+        pub fn signal(&self) {
+            let byte = 1u8;
+            // SAFETY: one byte from a valid buffer to our own pipe.
+            unsafe { libc::write(self.write.as_raw_fd(), (&byte as *const u8).cast(), 1) };
+        }
+
+        pub fn clear(&self) {
+            let mut buf = [0u8; 64];
+            // SAFETY: reads into a valid buffer until the non-blocking pipe is empty.
+            while unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
+                > 0
+            {}
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod wake_fd {
+    /// No fd wake-up without a Unix selector loop (asyncio's Proactor has no `add_reader`).
+    pub struct WakeFd;
+
+    impl WakeFd {
+        pub fn new() -> std::io::Result<Self> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "Notifier needs a Unix platform",
+            ))
+        }
+        pub fn read_fd(&self) -> i32 {
+            -1
+        }
+        pub fn signal(&self) {}
+        pub fn clear(&self) {}
+    }
+}
+
+use wake_fd::WakeFd;

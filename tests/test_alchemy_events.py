@@ -1,0 +1,223 @@
+"""`tinyagent._alchemy` through the real extension: event dicts, order, partial, result, collect
+and the input/start errors of api-contract §10 (loopback server, no network)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tinyagent import _alchemy
+from tinyagent.testing import ModelServer, Reply, ScriptedBrain, ToolCallSpec
+
+CONTEXT: dict[str, Any] = {
+    "system_prompt": "",
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+    "tools": None,
+}
+USAGE_KEYS = {"input", "output", "cache_read", "cache_write", "total_tokens", "cost"}
+COST_KEYS = {"input", "output", "cache_read", "cache_write", "total"}
+
+
+def model_for(url: str, **extra: Any) -> dict[str, Any]:
+    return {"id": "test-model", "provider": "local", "api": "openai-completions",
+            "base_url": url, "name": None, "headers": None, "reasoning": False,
+            "context_window": None, "max_tokens": None, **extra}
+
+
+def options(**extra: Any) -> dict[str, Any]:
+    return {"api_key": None, "temperature": None, "max_tokens": None, **extra}
+
+
+def read_all(handle: Any) -> list[dict[str, Any]]:
+    events = []
+    while (event := handle.next_event()) is not None:
+        events.append(event)
+    return events
+
+
+def squeeze(types: list[str]) -> list[str]:
+    """Consecutive repeats collapsed: the shape of an event sequence."""
+    out: list[str] = []
+    for t in types:
+        if not out or out[-1] != t:
+            out.append(t)
+    return out
+
+
+FULL_REPLY = Reply(
+    reasoning="Two cities, two lookups.",
+    text="Checking both — one moment.",
+    tool_calls=[ToolCallSpec("get_time", {"city": "Oslo"}, id="call_a"),
+                ToolCallSpec("get_time", {"city": "Lima"}, id="call_b")],
+    chunk_chars=5,
+)
+
+
+def test_every_event_type_in_contract_order() -> None:
+    with ModelServer(ScriptedBrain([FULL_REPLY])) as server:
+        handle = _alchemy.openai_completions_stream(model_for(server.url), CONTEXT, options())
+        started = int(time.time() * 1000)
+        events = read_all(handle)
+    types = [e["type"] for e in events]
+    assert squeeze(types) == [
+        "start",
+        "thinking_start", "thinking_delta", "thinking_end",
+        "text_start", "text_delta", "text_end",
+        "tool_call_start", "tool_call_delta", "tool_call_start", "tool_call_delta",
+        "tool_call_end", "done",
+    ]
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        by_type.setdefault(e["type"], []).append(e)
+    thinking = "".join(e["delta"] for e in by_type["thinking_delta"])
+    text = "".join(e["delta"] for e in by_type["text_delta"])
+    assert thinking == "Two cities, two lookups."
+    assert text == "Checking both — one moment."
+    assert by_type["thinking_end"][0] == {"type": "thinking_end", "content_index": 0,
+                                          "content": thinking,
+                                          "partial": events[0]["partial"]}
+    assert by_type["text_end"][0]["content"] == text
+    assert by_type["text_start"][0]["content_index"] == 1
+    starts = by_type["tool_call_start"]
+    assert [s["tool_call"] for s in starts] == [
+        {"type": "tool_call", "id": "call_a", "name": "get_time", "arguments": {}},
+        {"type": "tool_call", "id": "call_b", "name": "get_time", "arguments": {}},
+    ]
+    ends = by_type["tool_call_end"]
+    assert [(e["content_index"], e["tool_call"]) for e in ends] == [
+        (2, {"type": "tool_call", "id": "call_a", "name": "get_time", "arguments": {"city": "Oslo"}}),
+        (3, {"type": "tool_call", "id": "call_b", "name": "get_time", "arguments": {"city": "Lima"}}),
+    ]
+    done = events[-1]
+    assert done["reason"] == "tool_calls"
+    message = done["message"]
+    assert message["stop_reason"] == "tool_calls"
+    assert message["content"] == [
+        {"type": "thinking", "thinking": thinking, "thinking_signature": "reasoning_content"},
+        {"type": "text", "text": text, "text_signature": None},
+        {"type": "tool_call", "id": "call_a", "name": "get_time", "arguments": {"city": "Oslo"}},
+        {"type": "tool_call", "id": "call_b", "name": "get_time", "arguments": {"city": "Lima"}},
+    ]
+    assert (message["role"], message["api"], message["provider"], message["model"]) == (
+        "assistant", "openai-completions", "local", "test-model")
+    assert message["error_message"] is None
+    assert isinstance(message["timestamp"], int) and abs(message["timestamp"] - started) < 5000
+    assert set(message["usage"]) == USAGE_KEYS and set(message["usage"]["cost"]) == COST_KEYS
+    assert message["usage"]["input"] > 0 and message["usage"]["output"] > 0
+
+
+def test_next_event_returns_none_forever_after_the_end() -> None:
+    with ModelServer(ScriptedBrain([Reply(text="ok")])) as server:
+        handle = _alchemy.openai_completions_stream(model_for(server.url), CONTEXT, options())
+        events = read_all(handle)
+        assert events[-1]["type"] == "done"
+        assert [handle.next_event() for _ in range(3)] == [None, None, None]
+
+
+def test_partial_is_one_dict_holding_every_delta_so_far() -> None:
+    reply = Reply(text="abcdefghij" * 20, chunk_chars=3,
+                  tool_calls=[ToolCallSpec("lookup", {"query": "x" * 40}, id="call_1",
+                                           fragment_chars=7)])
+    with ModelServer(ScriptedBrain([reply])) as server:
+        handle = _alchemy.openai_completions_stream(model_for(server.url), CONTEXT, options())
+        partial = None
+        text_so_far = ""
+        args_so_far = ""
+        saw_partial_arguments = False
+        while (event := handle.next_event()) is not None:
+            if event["type"] in ("done", "error"):
+                break
+            if partial is None:
+                partial = event["partial"]
+            assert event["partial"] is partial
+            if event["type"] == "text_delta":
+                text_so_far += event["delta"]
+                assert partial["content"][0]["text"].startswith(text_so_far)
+            if event["type"] == "tool_call_delta":
+                args_so_far += event["delta"]
+                block = partial["content"][event["content_index"]]
+                assert block["partial_json"].startswith(args_so_far)
+                assert isinstance(block["arguments"], dict)
+                saw_partial_arguments |= block["arguments"] == {"query": "x" * 40}
+        assert event["type"] == "done"
+        assert saw_partial_arguments
+        assert "partial_json" not in partial["content"][1]
+        assert partial["content"][1]["arguments"] == {"query": "x" * 40}
+
+
+@pytest.mark.parametrize("when", ["before", "during", "after"])
+def test_result_before_during_and_after_draining(when: str) -> None:
+    with ModelServer(ScriptedBrain([Reply(text="result text", chunk_chars=2)])) as server:
+        handle = _alchemy.openai_completions_stream(model_for(server.url), CONTEXT, options())
+        if when == "before":
+            final = handle.result()
+            events = read_all(handle)
+        elif when == "during":
+            first = [handle.next_event(), handle.next_event()]
+            final = handle.result()
+            events = first + read_all(handle)
+        else:
+            events = read_all(handle)
+            final = handle.result()
+    assert final["content"] == [{"type": "text", "text": "result text", "text_signature": None}]
+    assert events[0]["type"] == "start" and events[-1]["type"] == "done"
+    assert events[-1]["message"] == final
+    assert handle.result() == final  # cached
+
+
+def test_collect_returns_events_without_partial_and_the_final_message() -> None:
+    with ModelServer(ScriptedBrain([Reply(text="hello there", reasoning="hm")])) as server:
+        out = _alchemy.collect_openai_completions(model_for(server.url), CONTEXT)
+    events = out["events"]
+    assert all("partial" not in e for e in events)
+    assert squeeze([e["type"] for e in events]) == [
+        "start", "thinking_start", "thinking_delta", "thinking_end",
+        "text_start", "text_delta", "text_end", "done"]
+    assert events[-1]["message"] == out["final_message"]
+    assert out["final_message"]["content"][1]["text"] == "hello there"
+
+
+def test_malformed_inputs_raise_value_error_synchronously() -> None:
+    url = "http://127.0.0.1:9/v1/chat/completions"
+    with pytest.raises(ValueError, match=r"^invalid model: model must be a dict"):
+        _alchemy.openai_completions_stream([], CONTEXT, options())
+    with pytest.raises(ValueError, match=r"^invalid options: options must be a dict"):
+        _alchemy.openai_completions_stream(model_for(url), CONTEXT, None)
+    with pytest.raises(ValueError, match=r"^invalid context: "):
+        _alchemy.openai_completions_stream(model_for(url), {**CONTEXT, "messages": [object()]},
+                                           options())
+    with pytest.raises(ValueError, match=r"^invalid model: "):
+        _alchemy.openai_completions_stream({"provider": "local"}, CONTEXT, options())
+
+
+def test_start_errors_raise_runtime_error_from_every_consuming_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    model = model_for("https://api.openai.com/v1/chat/completions", provider="openai")
+    handle = _alchemy.openai_completions_stream(model, CONTEXT, options())
+    expected = "failed to start openai-completions stream: No API key provided for provider: openai"
+    for call in (handle.next_event, handle.result, handle.drain, handle.result):
+        with pytest.raises(RuntimeError) as info:
+            call()
+        assert str(info.value) == expected
+    handle.cancel()  # harmless on a stream that never started
+    with pytest.raises(RuntimeError, match="unsupported api 'google-generative-ai'"):
+        _alchemy.collect_openai_completions(
+            model_for("http://127.0.0.1:9/x", api="google-generative-ai"), CONTEXT, options())
+
+
+def test_error_message_keeps_text_and_api_is_reported() -> None:
+    from tinyagent.testing import Fault
+
+    reply = Reply(text="The answer is forty-two", chunk_chars=4,
+                  fault=Fault.inband_error(after=4, message="Upstream overloaded", code=502))
+    with ModelServer(ScriptedBrain([reply])) as server:
+        out = _alchemy.collect_openai_completions(model_for(server.url), CONTEXT, options())
+    final = out["final_message"]
+    assert out["events"][-1]["type"] == "error" and out["events"][-1]["reason"] == "error"
+    assert out["events"][-1]["error"] == final
+    assert final["stop_reason"] == "error"
+    assert final["error_message"] == "provider error 502: Upstream overloaded"
+    assert final["content"] and final["content"][0]["type"] == "text"
