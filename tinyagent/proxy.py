@@ -159,9 +159,9 @@ class ProxyStreamResponse:
             self._final = event.error
         self._queue.put_nowait(event)
 
-    def _emit_error(self, text: str, stop_reason: str = "error") -> None:
+    def _emit_error(self, text: str, stop_reason: str = "error", *, external: bool = False) -> None:
         token = self.options.auth_token
-        if token and token in text:
+        if external and token and token in text:  # a body or exception may echo the token
             text = text.replace(token, "***")
         partial = self._partial
         partial.stop_reason = stop_reason  # type: ignore[assignment]
@@ -183,7 +183,8 @@ class ProxyStreamResponse:
                 raise
         except Exception as exc:
             aborted = _signalled(self.options.signal)
-            self._emit_error(str(exc) or type(exc).__name__, "aborted" if aborted else "error")
+            text = str(exc) or type(exc).__name__
+            self._emit_error(text, "aborted" if aborted else "error", external=True)
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -219,7 +220,7 @@ class ProxyStreamResponse:
                 if response.status_code != 200:
                     text = (await response.aread()).decode("utf-8", errors="replace")
                     message = f"Proxy error: {response.status_code}"
-                    self._emit_error(f"{message}: {text[:500]}" if text else message)
+                    self._emit_error(f"{message}: {text[:500]}" if text else message, external=True)
                     return
                 if await self._consume_sse(response):
                     return
