@@ -33,8 +33,31 @@ UTF-8, truncation, a JSON answer to a stream). Every request is recorded as a
     with ModelServer() as demo:      # the demo model, e.g. for the README quickstart
         ...
 
+At a glance:
+
+- ``ModelServer(brain=None, *, host="127.0.0.1", port=0)``: ``.start()`` / ``.stop()`` / ``with``;
+  ``.url``, ``.base_url``, ``.port``; ``.requests`` (list of :class:`RecordedRequest`),
+  ``.last_request``, ``.clear_requests()``, ``.wait_for_requests(count, timeout)``,
+  ``.wait_for_disconnect(timeout, index=-1)``, ``.connection_count``; ``.brain`` can be swapped.
+- ``spawn_server(brain="demo", *, port=0, max_seconds=600)`` (also ``ModelServer.spawn``) →
+  :class:`SpawnedServer` with ``.url``, ``.base_url``, ``.port``, ``.pid``, ``.requests()``,
+  ``.clear_requests()``, ``.stop()``.
+- ``ScriptedBrain(turns | fn, *, when_exhausted="error" | "repeat")``: an exhausted script
+  answers HTTP 500 naming the extra request (:class:`ScriptExhausted`) unless it repeats.
+- ``Reply(text, reasoning, reasoning_field, tool_calls, finish_reason, usage, chunk_chars,
+  chunking, delay, interleave_tool_calls, comment, crlf, model, fault, raw_sse, status, headers,
+  framing)`` and ``Reply.raw(body, status=...)``; ``ToolCallSpec(name, arguments, id, fragments,
+  fragment_chars, index, send_index, repeat_identity)``; ``Usage(prompt_tokens,
+  completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost)``.
+- ``Fault.http(status, message, retry_after=)``, ``.drop(after, reset=)``,
+  ``.stall(after, seconds=None)``, ``.stall_before_headers(seconds=None)``, ``.malformed(after)``,
+  ``.inband_error(after, message, code=, shape="openrouter"|"openai"|"vllm"|"minimax")``,
+  ``.event_error(after, message)``, ``.multibyte_split()``, ``.truncate(after=None)``,
+  ``.json_reply()``. ``after`` counts SSE events as sent, the role chunk included.
+
 Server CLI: ``python -m tinyagent.testing --brain demo --port 0`` prints
-``{"port": N, "url": ...}`` and serves until killed.
+``{"port": N, "url": ...}`` and serves until killed (``--max-seconds``, ``--script FILE``,
+``--replay PATH``, ``--record PATH --upstream URL``).
 """
 
 from ._brains import Brain, ScriptedBrain, ScriptExhausted
