@@ -397,7 +397,8 @@ class ModelServer:
     @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot of the recorded requests, oldest first (the log endpoints excluded)."""
-        return list(self._log)
+        with self._log_changed:
+            return list(self._log)
 
     @property
     def last_request(self) -> RecordedRequest | None:
@@ -409,7 +410,8 @@ class ModelServer:
         return self._connection_count
 
     def clear_requests(self) -> None:
-        self._log.clear()
+        with self._log_changed:
+            self._log.clear()
 
     def wait_for_requests(self, count: int = 1, timeout: float = 3.0) -> list[RecordedRequest]:
         """Block until at least ``count`` requests were recorded; TimeoutError otherwise."""
