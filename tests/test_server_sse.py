@@ -260,3 +260,21 @@ def test_expect_100_continue_is_answered() -> None:
             while chunk := sock.recv(65536):
                 answer += chunk
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b'"content":"ok"' in answer
+
+
+@pytest.mark.parametrize("placement", ["finish", "every"])
+def test_usage_on_the_finish_chunk_or_every_chunk(placement: str) -> None:
+    reply = Reply(text="abcdefgh", chunk_chars=2, usage_placement=placement,
+                  usage=Usage(prompt_tokens=10, completion_tokens=4))
+    with ModelServer(reply) as server:
+        events = [e.json for e in parse_sse(chat(server, usage=True).content)[:-1]]
+        plain = [e.json for e in parse_sse(chat(server).content)[:-1]]
+    assert all("usage" not in e for e in plain)
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
+    assert events[-1]["usage"]["total_tokens"] == 14  # no separate usage chunk after it
+    if placement == "every":
+        assert [e["usage"]["completion_tokens"] for e in events[:-1]] == [0, 1, 2, 3, 4]
+    else:
+        assert all("usage" not in e for e in events[:-1])
+    assert assemble(parse_sse(b"".join(b"data: " + json.dumps(e).encode() + b"\n\n"
+                                       for e in events))).text == "abcdefgh"

@@ -37,6 +37,7 @@ FaultKind = Literal[
 ]
 ErrorShape = Literal["openai", "openrouter", "vllm", "minimax"]
 Framing = Literal["chunked", "length", "close"]
+UsagePlacement = Literal["separate", "finish", "every"]
 
 
 def _compact(value: Any) -> str:
@@ -273,7 +274,10 @@ class Reply:
     paces the events (seconds between two events); 0 writes the whole prebuilt body at once.
 
     ``usage=None`` estimates token counts from the request and the reply (about 4 chars a
-    token); a :class:`Usage` or a raw dict is sent as given. ``model=None`` echoes the request's
+    token); a :class:`Usage` or a raw dict is sent as given. ``usage_placement``: ``separate``
+    (a last chunk with ``choices: []``, as OpenAI), ``finish`` (on the finish chunk) or ``every``
+    (running counts on every chunk, as vLLM, the final figures on the finish chunk); usage is
+    streamed only when the request asks with ``stream_options.include_usage``. ``model=None`` echoes the request's
     model. ``raw_sse`` serves exactly those body bytes instead (split into events at blank
     lines for pacing and faults); ``status`` and ``headers`` apply to every reply (``headers``
     can replace ``Content-Type``). ``framing`` is ``chunked`` (like real providers), ``length``
@@ -286,6 +290,7 @@ class Reply:
     tool_calls: Sequence[ToolCallSpec] = ()
     finish_reason: str | None = None
     usage: Usage | Mapping[str, Any] | None = None
+    usage_placement: UsagePlacement = "separate"
     chunk_chars: int = 8
     chunking: Literal["chars", "words"] = "chars"
     delay: float = 0.0
@@ -313,6 +318,8 @@ class Reply:
             raise ValueError("Reply.chunking must be 'chars' or 'words'")
         if self.delay < 0:
             raise ValueError("Reply.delay must be >= 0")
+        if self.usage_placement not in get_args(UsagePlacement):
+            raise ValueError(f"Reply.usage_placement must be one of {get_args(UsagePlacement)}")
         if self.framing not in get_args(Framing):
             raise ValueError(f"Reply.framing must be one of {get_args(Framing)}")
         if self.raw_sse is not None and not isinstance(self.raw_sse, bytes | bytearray):

@@ -188,11 +188,33 @@ def stream_events(
                                                       reply.chunking == "words")))
     events.extend(_tool_call_events(reply, chunks))
     content_end = len(events)
-    events.append(chunks.event({}, reply.effective_finish_reason))
-    if include_usage and usage is not None:
+    placement = reply.usage_placement if include_usage and usage is not None else None
+    finish = dict(chunks.base, choices=[{"index": 0, "delta": {},
+                                         "finish_reason": reply.effective_finish_reason}])
+    if placement in ("finish", "every"):
+        finish["usage"] = usage
+    events.append(chunks.raw(finish))
+    if placement == "separate":
         events.append(chunks.raw(dict(chunks.base, choices=[], usage=usage)))
+    if placement == "every" and usage is not None:
+        _add_running_usage(events, content_end, usage, reply.comment is not None)
     events.append(b"data: [DONE]" + chunks.end)
     return events, content_end
+
+
+def _add_running_usage(events: list[bytes], content_end: int, usage: dict[str, Any],
+                       has_comment: bool) -> None:
+    """vLLM's continuous usage stats: every content chunk carries the counts so far."""
+    first = 1 if has_comment else 0
+    prompt = usage.get("prompt_tokens", 0)
+    for position in range(first, content_end):
+        line = events[position]
+        end = line[len(line.rstrip(b"\r\n")):]
+        chunk = json.loads(line[len(b"data: ") : len(line) - len(end)])
+        done = position - first
+        chunk["usage"] = {"prompt_tokens": prompt, "completion_tokens": done,
+                          "total_tokens": prompt + done}
+        events[position] = b"data: " + _dumps(chunk) + end
 
 
 def split_raw_events(body: bytes) -> list[bytes]:
