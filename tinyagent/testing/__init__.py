@@ -62,6 +62,7 @@ Server CLI: ``python -m tinyagent.testing --brain demo --port 0`` prints
 
 from ._brains import Brain, ScriptedBrain, ScriptExhausted
 from ._cassette import CassetteMiss, RecordingBrain, ReplayBrain
+from ._cassette_switch import cassette_brain as cassette_brain
 from ._demo import DemoBrain
 from ._log import Headers, RecordedRequest
 from ._reply import Fault, Reply, ToolCallSpec, Usage
