@@ -251,7 +251,20 @@ async def execute(
     try:
         renderer.start()
         with _run_settings(conversation, spec, renderer):
-            unsubscribe = agent.subscribe(renderer)
+
+            def stop_requested_early(event: Any) -> None:
+                # a stop() that came before the Agent's run existed takes effect at its start
+                if event.type == "agent_start" and run.stopped:
+                    agent.abort()
+
+            unsubscribe_stop = agent.subscribe(stop_requested_early)
+            unsubscribe_render = agent.subscribe(renderer)
+
+            def unsubscribe_both() -> None:
+                unsubscribe_stop()
+                unsubscribe_render()
+
+            unsubscribe = unsubscribe_both
             try:
                 result = await agent.prompt(spec.prompt)
             except asyncio.CancelledError:

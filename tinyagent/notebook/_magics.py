@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Unicode
 
 from ._config import load_dotenv, render_mode
@@ -214,7 +215,12 @@ class AgentMagics(Magics):
         return None
 
     def prepare(self, line: str, cell: str) -> tuple[Conversation, RunSpec, Any, AgentRun] | None:
-        args = parse_argstring(self.agent, line)
+        try:
+            # POSIX splitting, so -s "a b" and -s 'a b' both lose their quotes
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%%agent: {exc}") from None
+        args = self.agent.parser.parse_args(argv)
         if args.agent and args.name:
             raise UsageError("--agent and --name cannot be combined")
         load_dotenv()
@@ -225,7 +231,8 @@ class AgentMagics(Magics):
                 "%agent followup, or wait for it"
             )
         namespace = self.shell.user_ns
-        prompt = cell if args.no_interpolate else interpolate(cell, namespace)
+        body = cell.rstrip("\r\n")  # IPython hands the body over with its final newline
+        prompt = body if args.no_interpolate else interpolate(body, namespace)
         if not prompt.strip():
             raise UsageError("%%agent needs a prompt in the cell body")
         sticky = {
@@ -280,6 +287,7 @@ class AgentMagics(Magics):
             confirm=args.confirm,
         )
         spec.on_done.append(lambda message: self._store(message, args))
+        conv.current = run  # visible to %agent stop/steer before the run's loop picks it up
         return conv, spec, args, run
 
     def _store(self, message: Any, args: Any) -> None:

@@ -1,0 +1,430 @@
+"""``%%agent`` / ``%agent`` through a bare IPython shell: the run_cell_magic (worker-loop) path and
+the input-transformer path via ``run_cell``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+from test_notebook_fakes import Step, scripted_agent
+
+from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
+from tinyagent.notebook import _magics
+from tinyagent.notebook._interrupt import agent_cell_transformer
+from tinyagent.notebook._magics import first_code_block, interpolate
+
+SECRET = "sk-or-v1-THIS-IS-A-SECRET-0123456789"
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> InteractiveShell:
+    monkeypatch.setenv("TINYAGENT_RENDER", "final")
+    monkeypatch.chdir(tmp_path)
+    for name in (
+        "TINYAGENT_MODEL",
+        "TINYAGENT_PROVIDER",
+        "TINYAGENT_BASE_URL",
+        "OPENROUTER_API_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("load_ext", "tinyagent.notebook")
+    magics = _magics._ACTIVE
+    assert magics is not None
+    magics.session.clear()
+    magics.conversations.clear()
+    magics.conversations["default"] = _magics.Conversation("default")
+    magics.model = magics.provider = magics.base_url = magics.system = None
+    for key in ("bot", "_agent_last", "ans"):
+        sh.user_ns.pop(key, None)
+    return sh
+
+
+def use_script(shell: InteractiveShell, steps: list[Step], name: str = "bot") -> Any:
+    agent, stream = scripted_agent(steps)
+    shell.user_ns[name] = agent
+    return stream
+
+
+def outputs_text(captured: Any) -> str:
+    return captured.stdout + "\n".join(o.data.get("text/plain", "") for o in captured.outputs)
+
+
+def test_cell_magic_renders_one_final_output_and_sets_agent_last(shell: InteractiveShell) -> None:
+    use_script(shell, [Step(text="Bonjour **Ada**")])
+    with capture_output() as captured:
+        result = shell.run_cell_magic("agent", "--agent bot", "Say hi")
+    assert result is None
+    assert len(captured.outputs) == 1
+    bundle = captured.outputs[0].data
+    assert (
+        "Bonjour **Ada**" in bundle["text/plain"] and "<strong>Ada</strong>" in bundle["text/html"]
+    )
+    assert shell.user_ns["_agent_last"].content[0].text == "Bonjour **Ada**"
+
+
+def test_transformer_turns_the_cell_into_a_top_level_await() -> None:
+    lines = ["%%agent -m x --out ans\n", "Hello {who}\n", "line 2\n"]
+    [code] = agent_cell_transformer(lines)
+    assert code.startswith("await __import__('tinyagent.notebook._magics'")
+    assert "'-m x --out ans'" in code and "'Hello {who}\\nline 2\\n'" in code
+    assert agent_cell_transformer(["%%agent?\n"]) == ["%%agent?\n"]
+    assert agent_cell_transformer(["%%agents\n", "x"]) == ["%%agents\n", "x"]
+    assert agent_cell_transformer(["print(1)\n"]) == ["print(1)\n"]
+
+
+def test_run_cell_goes_through_the_transformer_and_keeps_multi_turn_memory(
+    shell: InteractiveShell,
+) -> None:
+    stream = use_script(shell, [Step(text="First answer."), Step(text="Second answer.")])
+    shell.user_ns["who"] = "Grace"
+    with capture_output() as captured:
+        first = shell.run_cell("%%agent --agent bot\nHello {who}")
+        second = shell.run_cell("%%agent --agent bot\nAnd again?")
+    assert first.success and second.success and first.result is None
+    assert len(captured.outputs) == 2
+    texts = [[getattr(m, "role", "") for m in call.messages] for call in stream.calls]
+    assert texts == [["user"], ["user", "assistant", "user"]]
+    assert stream.calls[0].messages[0].content[0].text == "Hello Grace"
+
+
+def test_default_conversation_is_per_kernel_and_named_ones_are_separate(
+    shell: InteractiveShell,
+) -> None:
+    magics = _magics._ACTIVE
+    agent, stream = scripted_agent([Step(text="a1"), Step(text="a2")])
+    other, other_stream = scripted_agent([Step(text="b1")])
+    magics.conversations["default"]._agent = agent
+    magics.conversations["side"] = _magics.Conversation("side", other)
+    for conv in magics.conversations.values():
+        conv.sticky.update(provider="local", base_url="http://127.0.0.1:9/v1/chat/completions")
+    with capture_output():
+        shell.run_cell_magic("agent", "", "one")
+        shell.run_cell_magic("agent", "--name side", "elsewhere")
+        shell.run_cell_magic("agent", "", "two")
+    assert len(stream.calls[1].messages) == 3 and len(other_stream.calls[0].messages) == 1
+    assert agent.state.model.provider == "local" and agent.state.model.id == "moonshotai/kimi-k2.5"
+
+
+def test_new_out_quiet_and_no_stream(shell: InteractiveShell) -> None:
+    stream = use_script(shell, [Step(text="one"), Step(text="two")])
+    with capture_output() as captured:
+        shell.run_cell_magic("agent", "--agent bot --quiet -o ans", "first")
+        shell.run_cell_magic("agent", "--agent bot --new --no-stream", "fresh")
+    assert len(captured.outputs) == 1, "--quiet renders nothing"
+    assert shell.user_ns["ans"].content[0].text == "one"
+    assert [m.role for m in stream.calls[1].messages] == ["user"], "--new starts over"
+
+
+def test_format_code_puts_the_code_block_into_the_next_cell(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_script(shell, [Step(text="Here:\n\n```python\nprint('hi')\n```\n")])
+    seen: list[str] = []
+    monkeypatch.setattr(shell, "set_next_input", lambda text, replace=False: seen.append(text))
+    with capture_output():
+        shell.run_cell_magic("agent", "--agent bot --format code", "code please")
+    assert seen == ["print('hi')"]
+    assert first_code_block("no code") is None
+
+
+def test_agent_var_options_hold_for_one_run_and_are_restored(shell: InteractiveShell) -> None:
+    use_script(shell, [Step(text="x"), Step(text="y")])
+    agent = shell.user_ns["bot"]
+    agent.temperature = 0.5
+    seen: list[Any] = []
+    original = agent.stream_fn
+
+    async def spy(model: Any, context: Any, options: Any) -> Any:
+        seen.append((options.temperature, options.max_tokens, model.id, context.system_prompt))
+        return await original(model, context, options)
+
+    agent.stream_fn = spy
+    with capture_output():
+        shell.run_cell_magic(
+            "agent",
+            "--agent bot --temperature 0.1 --max-tokens 7 -m other --provider local -s terse",
+            "go",
+        )
+        shell.run_cell_magic("agent", "--agent bot", "again")
+    assert seen[0] == (0.1, 7, "other", "terse")
+    assert seen[1] == (0.5, None, "fake", "")
+    assert agent.temperature == 0.5
+
+
+def test_sticky_options_hold_for_later_cells(shell: InteractiveShell) -> None:
+    magics = _magics._ACTIVE
+    agent, stream = scripted_agent([Step(text="1"), Step(text="2")])
+    magics.conversations["default"]._agent = agent
+    with capture_output():
+        shell.run_cell_magic(
+            "agent",
+            "--provider local -m m1 -s 'Be brief.' --base-url http://127.0.0.1:9/v1/chat/completions",
+            "a",
+        )
+        shell.run_cell_magic("agent", "", "b")
+    assert agent.state.model.id == "m1" and agent.state.system_prompt == "Be brief."
+
+
+def test_tools_from_namespace_functions_and_agent_tools(shell: InteractiveShell) -> None:
+    def add(a: float, b: float) -> float:
+        """Add two numbers."""
+        return a + b
+
+    async def shout(
+        tool_call_id: str, args: dict[str, Any], signal: Any, on_update: Any
+    ) -> AgentToolResult:
+        return AgentToolResult(content=[TextContent(text=args["text"].upper())])
+
+    loud = AgentTool(
+        name="shout",
+        description="upper-case",
+        parameters={"type": "object", "properties": {"text": {"type": "string"}}},
+        execute=shout,
+    )
+    shell.user_ns.update(add=add, loud=loud)
+    use_script(
+        shell,
+        [
+            Step(tool_calls=[("c1", "add", {"a": 2, "b": 40}), ("c2", "shout", {"text": "hey"})]),
+            Step(text="42 and HEY"),
+        ],
+    )
+    with capture_output() as captured:
+        shell.run_cell_magic("agent", "--agent bot -t add,loud", "use tools")
+    plain = captured.outputs[0].data["text/plain"]
+    assert '[tool add({"a": 2, "b": 40}) -> done] 42.0' in plain
+    assert "[tool shout" in plain and "HEY" in plain
+    with pytest.raises(UsageError, match="'nope' is not defined"):
+        shell.run_cell_magic("agent", "--agent bot -t nope", "x")
+
+
+def test_confirm_denial_reaches_the_model_as_an_error_result(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[float] = []
+
+    def add(a: float, b: float) -> float:
+        calls.append(a)
+        return a + b
+
+    shell.user_ns["add"] = add
+    stream = use_script(
+        shell, [Step(tool_calls=[("c1", "add", {"a": 1, "b": 2})]), Step(text="ok")]
+    )
+    monkeypatch.setattr("builtins.input", lambda prompt="": "n")
+    with capture_output():
+        shell.run_cell_magic("agent", "--agent bot -t add --confirm", "add")
+    assert calls == []
+    result = stream.calls[1].messages[-1]
+    assert result.is_error and result.content[0].text == "Tool call denied by the user"
+
+
+def test_interpolation_rules() -> None:
+    class Obj:
+        name = "inner"
+
+        class child:
+            value = 3
+
+    ns = {"x": 5, "obj": Obj(), "items": [1, 2]}
+    assert interpolate("{x} {obj.name} {obj.child.value}", ns) == "5 inner 3"
+    assert interpolate("{{x}} {{literal}}", ns) == "{x} {literal}"
+    assert (
+        interpolate("{items[0]} {len(items)} {x + 1} {unknown} {obj.missing}", ns)
+        == "{items[0]} {len(items)} {x + 1} {unknown} {obj.missing}"
+    )
+    assert interpolate("{ x }", ns) == "{ x }"
+
+
+def test_no_interpolate_leaves_the_body_alone(shell: InteractiveShell) -> None:
+    stream = use_script(shell, [Step(text="ok")])
+    shell.user_ns["x"] = 1
+    with capture_output():
+        shell.run_cell_magic("agent", "--agent bot --no-interpolate", "{x} {{y}}")
+    assert stream.calls[0].messages[0].content[0].text == "{x} {{y}}"
+
+
+def test_missing_key_runs_nothing_and_names_the_variable_and_demo(shell: InteractiveShell) -> None:
+    with capture_output() as captured:
+        shell.run_cell_magic("agent", "", "hello")
+    text = outputs_text(captured)
+    assert "OPENROUTER_API_KEY" in text and "%agent demo" in text
+    assert len(captured.outputs) == 1
+
+
+def test_key_is_never_shown_and_dotenv_does_not_override(
+    shell: InteractiveShell, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text(f"OPENROUTER_API_KEY={SECRET}\nTINYAGENT_MODEL='from-dotenv'\n")
+    monkeypatch.setenv("TINYAGENT_MODEL", "from-env")
+    with capture_output() as captured:
+        shell.run_line_magic("agent", "config")
+        shell.run_line_magic("agent", "config model=override")
+    text = outputs_text(captured) + "".join(o.data.get("text/html", "") for o in captured.outputs)
+    assert os.environ["OPENROUTER_API_KEY"] == SECRET
+    assert "OPENROUTER_API_KEY (set)" in text and SECRET not in text
+    assert "from-env" in text and "from-dotenv" not in text and "override" in text
+    monkeypatch.delenv("OPENROUTER_API_KEY")
+    with pytest.raises(UsageError, match="environment"):
+        shell.run_line_magic("agent", "config api_key=abc")
+
+
+def test_config_precedence_option_over_session_over_traitlets_over_env(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    magics = _magics._ACTIVE
+    monkeypatch.setenv("TINYAGENT_MODEL", "env-model")
+    conv = magics.conversations["default"]
+    assert conv.resolve(magics.config_layers(), {}).model == "env-model"
+    shell.run_line_magic("config", "AgentMagics.model = 'trait-model'")
+    assert conv.resolve(magics.config_layers(), {}).model == "trait-model"
+    with capture_output():
+        shell.run_line_magic("agent", "config model=session-model")
+    assert conv.resolve(magics.config_layers(), {}).model == "session-model"
+    conv.sticky["model"] = "option-model"
+    resolved = conv.resolve(magics.config_layers(), {})
+    assert resolved.model == "option-model" and resolved.sources["model"] == "conversation"
+
+
+def test_history_usage_export_and_load_round_trip(shell: InteractiveShell, tmp_path: Any) -> None:
+    magics = _magics._ACTIVE
+    agent, _ = scripted_agent(
+        [
+            Step(
+                text="The answer is 4.",
+                usage={
+                    "input": 12,
+                    "output": 5,
+                    "cache_read": 3,
+                    "cache_write": 0,
+                    "total_tokens": 17,
+                    "cost": {"total": 0.001},
+                },
+            )
+        ]
+    )
+    magics.conversations["default"]._agent = agent
+    magics.conversations["default"].sticky.update(
+        provider="local", base_url="http://127.0.0.1:9/v1/chat/completions"
+    )
+    with capture_output() as captured:
+        shell.run_cell_magic("agent", "--quiet", "2+2?")
+        shell.run_line_magic("agent", "history")
+        shell.run_line_magic("agent", "usage")
+        shell.run_line_magic("agent", f"export {tmp_path / 't.json'}")
+        shell.run_line_magic("agent", f"export {tmp_path / 't.md'}")
+    text = outputs_text(captured)
+    assert "2+2?" in text and "The answer is 4." in text
+    assert "12" in text and "0.001000" in text
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
+    assert "## assistant" in (tmp_path / "t.md").read_text()
+    with capture_output():
+        shell.run_line_magic("agent", "reset")
+        assert agent.state.messages == []
+        shell.run_line_magic("agent", f"load {tmp_path / 't.json'}")
+        assert [m.role for m in agent.state.messages] == ["user", "assistant"]
+        shell.run_line_magic("agent", f"load {tmp_path / 't.md'} --name copy")
+    copy = magics.conversations["copy"].agent
+    assert [m.role for m in copy.state.messages] == ["user", "assistant"]
+    assert copy.state.messages[1].content[0].text == "The answer is 4."
+
+
+def test_bg_returns_a_handle_and_steer_stop_work(shell: InteractiveShell) -> None:
+    stream = use_script(
+        shell, [Step(text="word " * 200, chunk=5, delay=0.01), Step(text="steered")]
+    )
+    with capture_output():
+        handle = shell.run_cell_magic("agent", "--agent bot --bg --quiet", "long")
+    assert repr(handle).startswith("AgentRun('bot'")
+    assert not handle.done
+    assert handle.conversation.running()
+    handle.stop()  # before the Agent's run even started: it stops at its start
+    handle.wait_sync(3)
+    assert handle.done and handle.result.stop_reason == "aborted"
+    assert stream.responses == [], "no request after an early stop"
+    with capture_output():
+        handle = shell.run_cell_magic("agent", "--agent bot --bg --quiet", "long again")
+    deadline = time.monotonic() + 3
+    while not stream.responses and time.monotonic() < deadline:
+        time.sleep(0.01)
+    handle.stop()
+    assert handle.wait_sync(3).stop_reason == "aborted"
+    assert stream.responses[0].closed, "the stream was closed on stop"
+
+
+def test_steer_and_stop_subcommands_on_a_background_run(shell: InteractiveShell) -> None:
+    magics = _magics._ACTIVE
+    agent, stream = scripted_agent(
+        [Step(text="word " * 300, chunk=5, delay=0.005), Step(text="steered reply")]
+    )
+    magics.conversations["default"]._agent = agent
+    magics.conversations["default"].sticky.update(
+        provider="local", base_url="http://127.0.0.1:9/v1/chat/completions"
+    )
+    with capture_output():
+        handle = shell.run_cell_magic("agent", "--bg --quiet", "long one")
+        time.sleep(0.05)
+        shell.run_line_magic("agent", "steer please wrap up")
+    handle.wait_sync(5)
+    assert [m.role for m in agent.state.messages] == ["user", "assistant", "user", "assistant"]
+    assert agent.state.messages[2].content[0].text == "please wrap up"
+    stream.steps.append(Step(text="w " * 400, delay=0.005))
+    with capture_output() as captured:
+        handle = shell.run_cell_magic("agent", "--bg --quiet", "again")
+        time.sleep(0.05)
+        shell.run_line_magic("agent", "stop")
+    handle.wait_sync(3)
+    assert handle.result.stop_reason == "aborted" and "Stopping" in captured.stdout
+
+
+def test_keyboard_interrupt_during_a_sync_run_stops_it_and_the_next_cell_works(
+    shell: InteractiveShell,
+) -> None:
+    stream = use_script(
+        shell, [Step(text="slow " * 400, chunk=5, delay=0.01), Step(text="next works")]
+    )
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    with capture_output() as captured:
+        shell.run_cell_magic("agent", "--agent bot", "go slowly")
+    assert time.monotonic() - started < 3
+    assert "[stopped]" in captured.outputs[0].data["text/plain"]
+    agent = shell.user_ns["bot"]
+    assert agent.state.messages[-1].stop_reason == "aborted"
+    assert stream.responses[0].closed
+    with capture_output() as captured:
+        shell.run_cell_magic("agent", "--agent bot", "again")
+    assert "next works" in captured.outputs[0].data["text/plain"]
+
+
+def test_loading_twice_is_harmless_and_help_lists_options(shell: InteractiveShell) -> None:
+    active = _magics._ACTIVE
+    shell.run_line_magic("load_ext", "tinyagent.notebook")
+    shell.run_line_magic("reload_ext", "tinyagent.notebook")
+    assert _magics._ACTIVE is active or _magics._ACTIVE.shell is shell
+    cleanup = shell.input_transformers_cleanup
+    assert cleanup.count(agent_cell_transformer) == 1
+    doc = shell.find_cell_magic("agent").__doc__
+    for option in (
+        "--model",
+        "--tools",
+        "--agent",
+        "--bg",
+        "--confirm",
+        "--format",
+        "--no-cache",
+        "steer TEXT",
+        "export PATH",
+    ):
+        assert option in doc
