@@ -332,7 +332,7 @@ def test_done_reason_normalization(reason, expected):
     assert event.reason == expected and partial.stop_reason == expected
 
 
-def test_error_event_and_unknown_type(caplog):
+def test_error_event_and_unknown_type(caplog, capsys):
     partial = fresh()
     event = process_proxy_event(
         {"type": "error", "reason": "aborted", "errorMessage": "stopped"}, partial
@@ -350,6 +350,7 @@ def test_error_event_and_unknown_type(caplog):
     with caplog.at_level(logging.WARNING, logger="tinyagent.proxy"):
         assert process_proxy_event({"type": "mystery"}, fresh()) is None
     assert "mystery" in caplog.text
+    assert capsys.readouterr().out == ""  # warnings go to logging, never stdout (§11 #16)
 
 
 def test_parse_streaming_json_examples():

@@ -68,6 +68,7 @@ from ._log import Headers, RecordedRequest
 from ._reply import Fault, Reply, ToolCallSpec, Usage
 from ._server import ModelServer
 from ._spawn import SpawnedServer, spawn_server
+from .scripted import ScriptedStreamFn as ScriptedStreamFn
 
 __all__ = [
     "Brain",
