@@ -8,9 +8,14 @@ from typing import Any
 
 import pytest
 from test_notebook_fakes import Step, scripted_agent
-from test_notebook_render import RecordingComm, comms, view_messages  # noqa: F401 - fixture
+from test_notebook_render import RecordingComm, install_recording_comms, view_messages
 
 from tinyagent.notebook import ChatPanel
+
+
+@pytest.fixture
+def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
+    return install_recording_comms(monkeypatch)
 
 
 def transcript(panel: ChatPanel) -> str:
@@ -29,7 +34,7 @@ async def until(predicate: Any, timeout: float = 3.0) -> None:
         await asyncio.sleep(0.005)
 
 
-def test_send_returns_at_once_and_the_run_is_a_task_on_the_loop(comms: list[RecordingComm]) -> None:  # noqa: F811
+def test_send_returns_at_once_and_the_run_is_a_task_on_the_loop(comms: list[RecordingComm]) -> None:
     agent, stream = scripted_agent(
         [Step(text="Hello from the panel.", delay=0.005), Step(text="Second.")]
     )
@@ -51,7 +56,7 @@ def test_send_returns_at_once_and_the_run_is_a_task_on_the_loop(comms: list[Reco
     assert any(kind == "comm_msg" for kind, _s, _d in view_messages(comms))
 
 
-def test_send_while_running_steers_the_running_agent(comms: list[RecordingComm]) -> None:  # noqa: F811
+def test_send_while_running_steers_the_running_agent(comms: list[RecordingComm]) -> None:
     agent, stream = scripted_agent(
         [Step(text="part " * 60, chunk=5, delay=0.005), Step(text="Steered reply.")]
     )
@@ -73,7 +78,7 @@ def test_send_while_running_steers_the_running_agent(comms: list[RecordingComm])
 
 def test_steering_left_after_stop_is_shown_and_cleared_from_the_agent(
     comms: list[RecordingComm],
-) -> None:  # noqa: F811
+) -> None:
     agent, stream = scripted_agent(
         [Step(text="long " * 400, chunk=5, delay=0.005), Step(text="fresh run")]
     )
@@ -102,7 +107,7 @@ def test_steering_left_after_stop_is_shown_and_cleared_from_the_agent(
     asyncio.run(go())
 
 
-def test_clear_and_model_selector(comms: list[RecordingComm]) -> None:  # noqa: F811
+def test_clear_and_model_selector(comms: list[RecordingComm]) -> None:
     agent, stream = scripted_agent([Step(text="one")])
 
     async def go() -> None:
@@ -118,7 +123,7 @@ def test_clear_and_model_selector(comms: list[RecordingComm]) -> None:  # noqa: 
     asyncio.run(go())
 
 
-def test_bad_settings_and_stable_repr(comms: list[RecordingComm]) -> None:  # noqa: F811
+def test_bad_settings_and_stable_repr(comms: list[RecordingComm]) -> None:
     agent, _ = scripted_agent([])
     with pytest.raises(TypeError, match="unknown settings"):
         ChatPanel(agent, colour="red")

@@ -56,8 +56,8 @@ def view_messages(comms: list[RecordingComm]) -> list[tuple[str, int, Any]]:
     return views[0].messages
 
 
-@pytest.fixture
-def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
+def install_recording_comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
+    """Make every widget comm a :class:`RecordingComm`; returns the list they are added to."""
     made: list[RecordingComm] = []
 
     def create(*args: Any, **kwargs: Any) -> RecordingComm:
@@ -66,6 +66,11 @@ def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
 
     monkeypatch.setattr(comm, "create_comm", create)
     return made
+
+
+@pytest.fixture
+def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
+    return install_recording_comms(monkeypatch)
 
 
 class Clock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 import pytest
@@ -16,7 +16,7 @@ from tinyagent.notebook import function_tool
 from tinyagent.notebook._tools import as_tool
 
 
-class Unit(str, Enum):
+class Unit(StrEnum):
     C = "celsius"
     F = "fahrenheit"
 
