@@ -414,3 +414,21 @@ def test_tool_arguments_error_attributes():
     err = ToolArgumentsError("m", tool_name="t", errors=["(root): x"], raw="{")
     assert (err.tool_name, err.errors, err.raw, str(err)) == ("t", ["(root): x"], "{", "m")
     assert SUM_SCHEMA["required"] == ["a", "b"]
+
+
+def test_end_event_carries_the_tools_result_object_and_bad_content_is_an_error():
+    returned = AgentToolResult(content=[TextContent(text="ok")], details={"rows": 2})
+
+    async def good(*_):
+        return returned
+
+    async def bad(*_):
+        return AgentToolResult(content=["not a block"])
+
+    tools = [AgentTool(name="good", execute=good), AgentTool(name="bad", execute=bad)]
+    message = AssistantMessage(content=[call("good", id="1"), call("bad", id="2")])
+    stream, events = collect_stream()
+    result = run(execute_tool_calls(tools, message, None, stream))
+    ends = [e for e in events if e.type == "tool_execution_end"]
+    assert ends[0].result is returned and result.tool_results[0].details == {"rows": 2}
+    assert ends[1].is_error and text(result.tool_results[1]).startswith("Tool bad returned invalid content: ")

@@ -14,7 +14,7 @@ import inspect
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,7 @@ _LLM_ROLES = ("user", "assistant", "tool_result")
 
 async def default_convert_to_llm(messages: list[AgentMessage]) -> list[Message]:
     """Keep the messages a provider understands: user, assistant and tool results."""
-    return [m for m in messages if getattr(m, "role", None) in _LLM_ROLES]
+    return [m for m in messages if getattr(m, "role", None) in _LLM_ROLES]  # type: ignore[misc]
 
 
 def extract_text(message: AgentMessage | None) -> str:
@@ -330,7 +330,7 @@ class Agent:
         self,
         input: str | AgentMessage | list[AgentMessage],
         images: list[ImageContent] | None = None,
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> AsyncGenerator[AgentEvent, None]:
         """The events of a ``prompt()`` run, as listeners get them. Closing it early aborts."""
         prompts = _normalize_input(input, images)
         run = self._begin_run(_BUSY_PROMPT, prompts, outbox=True)
@@ -359,7 +359,7 @@ class Agent:
         self,
         input: str | AgentMessage | list[AgentMessage],
         images: list[ImageContent] | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """The reply's text as it streams: each ``text_delta``; from a provider that sends no
         deltas, each text block's full text at its ``text_end``."""
         events = self.stream(input, images)
@@ -419,7 +419,7 @@ class Agent:
             system_prompt=state.system_prompt, messages=list(state.messages), tools=state.tools
         )
         stream = create_agent_stream()
-        stream.push = self._dispatcher(run)  # type: ignore[method-assign]
+        stream.push = self._dispatcher(run)  # type: ignore[method-assign,assignment]
         config = self._loop_config()
         body = _run_from_prompts(prompts or [], context, config, run.signal, stream, self.stream_fn)
         run.task = start_run(self._drive(run, body), stream)
@@ -534,7 +534,7 @@ class Agent:
             state.stream_message = event.message  # type: ignore[union-attr]
         elif kind == "message_end":
             state.stream_message = None
-            state.messages.append(event.message)  # type: ignore[union-attr]
+            state.messages.append(event.message)  # type: ignore[union-attr,arg-type]
         elif kind == "tool_execution_start":
             state.pending_tool_calls = {*state.pending_tool_calls, event.tool_call_id}  # type: ignore[union-attr]
         elif kind == "tool_execution_end":

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._run_support import (
     absorb_external_cancel,
@@ -137,26 +137,19 @@ async def execute_tool_calls(
 
     results: list[ToolResultMessage] = []
     for call, outcome in zip(calls, outcomes, strict=True):
-        message = ToolResultMessage(
-            tool_call_id=call.id,
-            tool_name=call.name,
-            content=list(outcome.result.content),
-            details=outcome.result.details,
-            is_error=outcome.is_error,
-            terminate=outcome.terminate or outcome.result.terminate,
-            timestamp=now_ms(),
-        )
+        message, result = _result_message(call, outcome)
+        original = message
         # After-hooks are skipped once the run is aborted: the run is being torn down, and a
         # hook must not be able to hold it open. Finished calls keep their results as they are.
         if after_tool_call is not None and not outcome.aborted and not is_aborted(signal):
             message = await _apply_after_hook(after_tool_call, call, message)
+        if message is not original:  # replaced by the after hook
+            result = AgentToolResult(message.content, message.details, message.terminate)
         stream.push(
             ToolExecutionEndEvent(
                 tool_call_id=call.id or "",
                 tool_name=call.name or "",
-                result=AgentToolResult(
-                    content=message.content, details=message.details, terminate=message.terminate
-                ),
+                result=result,
                 is_error=message.is_error,
                 args=call.arguments,
             )
@@ -174,6 +167,28 @@ async def execute_tool_calls(
     return ToolExecutionResult(
         tool_results=results, steering_messages=steering, terminate=terminate
     )
+
+
+def _result_message(
+    call: ToolCallContent, outcome: _Outcome
+) -> tuple[ToolResultMessage, AgentToolResult]:
+    def build(source: _Outcome) -> ToolResultMessage:
+        return ToolResultMessage(
+            tool_call_id=call.id,
+            tool_name=call.name,
+            content=source.result.content,
+            details=source.result.details,
+            is_error=source.is_error,
+            terminate=source.terminate or source.result.terminate,
+            timestamp=now_ms(),
+        )
+
+    try:
+        return build(outcome), outcome.result
+    except ValidationError as exc:  # e.g. a tool put a str into its content list
+        reason = exc.errors()[0].get("msg", str(exc)) if exc.errors() else str(exc)
+        failed = _error(f"Tool {call.name} returned invalid content: {reason}")
+        return build(failed), failed.result
 
 
 def _find_tool(tools: list[AgentTool] | None, name: str | None) -> AgentTool | None:

@@ -31,7 +31,9 @@ async def add_cache_breakpoints(
         if not isinstance(last, TextContent) or _is_ephemeral(last.cache_control):
             continue
         marked = message.model_copy(deep=True)
-        marked.content[-1].cache_control = EPHEMERAL_CACHE.model_copy()
+        marked_last = marked.content[-1]
+        assert isinstance(marked_last, TextContent)
+        marked_last.cache_control = EPHEMERAL_CACHE.model_copy()
         if result is None:
             result = list(messages)
         result[index] = marked

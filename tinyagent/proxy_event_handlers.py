@@ -99,12 +99,18 @@ def _start(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessage
     return AssistantMessageEvent(type="start", partial=partial)
 
 
+def _kind(name: str) -> Any:
+    return name  # one of the text_*/thinking_* event types, built from the block kind
+
+
 def _block_start(kind: str) -> ProxyEventHandler:
     def handle(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessageEvent:
         index = _index(event)
         block = TextContent(text="") if kind == "text" else ThinkingContent(thinking="")
         _put(partial, index, block)
-        return AssistantMessageEvent(type=f"{kind}_start", content_index=index, partial=partial)
+        return AssistantMessageEvent(
+            type=_kind(f"{kind}_start"), content_index=index, partial=partial
+        )
 
     return handle
 
@@ -124,7 +130,7 @@ def _block_delta(kind: str) -> ProxyEventHandler:
         delta = delta if isinstance(delta, str) else ""
         setattr(block, kind, (getattr(block, kind) or "") + delta)
         return AssistantMessageEvent(
-            type=f"{kind}_delta", content_index=index, delta=delta, partial=partial
+            type=_kind(f"{kind}_delta"), content_index=index, delta=delta, partial=partial
         )
 
     return handle
@@ -144,7 +150,7 @@ def _block_end(kind: str) -> ProxyEventHandler:
         if signature is not None:
             setattr(block, f"{kind}_signature", signature)
         return AssistantMessageEvent(
-            type=f"{kind}_end",
+            type=_kind(f"{kind}_end"),
             content_index=index,
             content=getattr(block, kind) or "",
             partial=partial,

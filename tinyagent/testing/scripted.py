@@ -207,15 +207,15 @@ class ScriptedResponse:
             kind = "thinking" if isinstance(block, ThinkingContent) else "text"
             index = len(partial.content)
             partial.content.append(block)
-            yield ev(type=f"{kind}_start", content_index=index, partial=partial)
+            yield ev(type=f"{kind}_start", content_index=index, partial=partial)  # type: ignore[arg-type]
             for chunk in _chunks(text, reply.chunk_size):
                 await self._pause()
                 if self._aborted():
                     yield self._abort_event()
                     return
                 setattr(block, kind, getattr(block, kind) + chunk)
-                yield ev(type=f"{kind}_delta", content_index=index, delta=chunk, partial=partial)
-            yield ev(type=f"{kind}_end", content_index=index, content=text, partial=partial)
+                yield ev(type=f"{kind}_delta", content_index=index, delta=chunk, partial=partial)  # type: ignore[arg-type]
+            yield ev(type=f"{kind}_end", content_index=index, content=text, partial=partial)  # type: ignore[arg-type]
         calls: list[tuple[int, ToolCallContent, str]] = []
         for n, spec in enumerate(reply.tool_calls):
             raw = spec.arguments if isinstance(spec.arguments, str) else json.dumps(spec.arguments)
