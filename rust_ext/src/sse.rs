@@ -337,3 +337,49 @@ mod tests {
         assert_eq!(stats.events, 1);
     }
 }
+
+#[cfg(test)]
+mod fragmentation {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn collect(pieces: &[&[u8]]) -> Vec<SseEvent> {
+        let mut reader = SseReader::new();
+        let mut out = Vec::new();
+        for piece in pieces {
+            reader.feed(piece, &mut out).unwrap();
+        }
+        reader.finish(&mut out).unwrap();
+        out
+    }
+
+    proptest! {
+        /// The events do not depend on how the body was cut into reads.
+        #[test]
+        fn events_do_not_depend_on_read_boundaries(
+            lines in proptest::collection::vec("(data|event|: c|id)(: ?)[a-zé日🎉 ]{0,8}|", 1..30),
+            endings in proptest::collection::vec(prop_oneof![Just("\n"), Just("\r\n"), Just("\r")], 30),
+            mut cuts in proptest::collection::vec(0usize..600, 0..20),
+        ) {
+            let mut body = String::new();
+            for (line, ending) in lines.iter().zip(&endings) {
+                body.push_str(line);
+                body.push_str(ending);
+            }
+            let bytes = body.as_bytes();
+            for c in cuts.iter_mut() {
+                *c %= bytes.len().max(1);
+            }
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for &c in &cuts {
+                pieces.push(&bytes[start..c]);
+                start = c;
+            }
+            pieces.push(&bytes[start..]);
+            prop_assert_eq!(collect(&pieces), collect(&[bytes]));
+        }
+    }
+}

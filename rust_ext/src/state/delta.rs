@@ -80,7 +80,8 @@ fn is_done(text: &str) -> bool {
 
 impl ChunkProcessor {
     pub(super) fn on_payload(&mut self, text: &str, is_error: bool, out: &mut Vec<Event>) {
-        if is_done(text) {
+        // `[DONE]` after `event: error` is still an error payload (wire.md §2.4).
+        if is_done(text) && !is_error {
             self.finalize(out);
             return;
         }

@@ -36,7 +36,11 @@ mod tools;
 mod usage;
 
 #[cfg(test)]
+mod terminal_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tool_tests;
 #[cfg(test)]
 mod transcript_tests;
 

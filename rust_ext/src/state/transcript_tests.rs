@@ -360,3 +360,41 @@ proptest! {
         prop_assert_eq!(split.0.iter().filter(|e| e.is_terminal()).count(), 1);
     }
 }
+
+/// Split `bytes` at the cuts (any order, any values) reduced modulo its length.
+fn cut_anywhere(bytes: &[u8], mut cuts: Vec<usize>) -> Vec<&[u8]> {
+    for c in cuts.iter_mut() {
+        *c %= bytes.len().max(1);
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    split_at_offsets(bytes, &cuts)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// R3: arbitrary text (CJK, emoji, control characters) under arbitrary line endings and
+    /// arbitrary network reads comes out exactly as sent.
+    #[test]
+    fn any_text_survives_any_fragmentation_and_line_ending(
+        fragments in proptest::collection::vec("\\PC{0,12}|[日本語🎉—é\\r\\n]{1,6}", 1..12),
+        ending in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+        cuts in proptest::collection::vec(0usize..4000, 0..30),
+    ) {
+        let mut body = String::new();
+        for f in &fragments {
+            let chunk = json!({"choices": [{"index": 0, "delta": {"content": f}}]});
+            body.push_str(&format!("data: {chunk}{ending}{ending}"));
+        }
+        body.push_str(&format!("data: [DONE]{ending}{ending}"));
+        let (events, msg) = run_pieces(config(ApiKind::OpenAiCompletions), &cut_anywhere(body.as_bytes(), cuts));
+        let want: String = fragments.concat();
+        let got: String = msg.blocks.iter().map(|b| match b {
+            Block::Text { text } => text.as_str(),
+            _ => "",
+        }).collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(events.last(), Some(&Event::Done { reason: StopReason::Stop }));
+    }
+}
