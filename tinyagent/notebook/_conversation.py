@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import inspect
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +40,10 @@ def _new_agent() -> Any:
     from tinyagent.agent import Agent, AgentOptions
     from tinyagent.alchemy_provider import stream_alchemy_openai_completions
 
-    return Agent(AgentOptions(stream_fn=stream_alchemy_openai_completions))
+    # caching on by default: markers are stripped where the endpoint ignores them (contract §4.10)
+    return Agent(
+        AgentOptions(stream_fn=stream_alchemy_openai_completions, enable_prompt_caching=True)
+    )
 
 
 def build_model(resolved: Resolved) -> Any:
@@ -106,6 +110,7 @@ class AgentRun:
         self.result: AssistantMessage | None = None
         self.stopped = False
         self.error: BaseException | None = None
+        self.thread = ""
         self._future: concurrent.futures.Future[AssistantMessage | None] = (
             concurrent.futures.Future()
         )
@@ -245,6 +250,7 @@ async def execute(
     agent = conversation.agent
     renderer = run.renderer
     conversation.current = run
+    run.thread = threading.current_thread().name  # MainThread on the kernel loop path
     unsubscribe: Callable[[], None] | None = None
     result: AssistantMessage | None = None
     error: BaseException | None = None

@@ -1,0 +1,150 @@
+"""A real ipykernel: the input-transformer path on the kernel loop, multi-turn, and SIGINT.
+
+The kernel runs the real stack (Rust streamer → HTTP → SSE) against loopback model servers: the
+demo model inside the kernel (``%agent demo``) and a slow scripted server in this process, so
+the test can see the connection being closed when the kernel is interrupted mid-stream.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+jupyter_client = pytest.importorskip("jupyter_client")
+pytest.importorskip("ipykernel")
+
+from tinyagent.testing import ModelServer, Reply, ScriptedBrain  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
+    env.update(
+        TINYAGENT_RENDER="final", PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    )
+    manager = jupyter_client.KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env, cwd=str(REPO))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def run_cell(
+    client: Any, code: str, timeout: float = 30.0
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Execute ``code``; returns the execute_reply content and the cell's iopub messages."""
+    msg_id = client.execute(code)
+    return collect(client, msg_id, timeout)
+
+
+def collect(
+    client: Any, msg_id: str, timeout: float
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    outputs: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            msg = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no idle status within {timeout}s") from None
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind = msg["msg_type"]
+        if kind in (
+            "display_data",
+            "execute_result",
+            "stream",
+            "error",
+            "update_display_data",
+            "clear_output",
+        ):
+            outputs.append(msg)
+        if kind == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    reply = client.get_shell_msg(timeout=timeout)
+    return reply["content"], outputs
+
+
+def plain(outputs: list[dict[str, Any]]) -> str:
+    parts = []
+    for msg in outputs:
+        content = msg["content"]
+        parts.append(content.get("text") or content.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def test_agent_cells_run_on_the_kernel_loop_with_memory_then_survive_an_interrupt(
+    kernel: Any,
+) -> None:
+    manager, client = kernel
+    reply, outputs = run_cell(client, "%load_ext tinyagent.notebook\n%agent demo")
+    assert reply["status"] == "ok", outputs
+    assert "offline demo model" in plain(outputs)
+
+    reply, outputs = run_cell(client, "%%agent\nWhat is the capital of France?")
+    assert reply["status"] == "ok", plain(outputs)
+    displays = [m for m in outputs if m["msg_type"] == "display_data"]
+    assert len(displays) == 1, "final mode: exactly one output per run"
+    data = displays[0]["content"]["data"]
+    assert "What is the capital of France?" in data["text/plain"]
+    assert set(data) == {"text/html", "text/markdown", "text/plain"}
+    assert not [
+        m
+        for m in outputs
+        if m["msg_type"] in ("update_display_data", "clear_output", "execute_result")
+    ]
+
+    reply, outputs = run_cell(
+        client,
+        "from tinyagent.notebook import _magics\n"
+        "conv = _magics._ACTIVE.conversations['default']\n"
+        "print(conv.current.thread, len(conv.agent.state.messages))",
+    )
+    assert plain(outputs).split() == ["MainThread", "2"], (
+        "the transformer path awaits on the kernel loop"
+    )
+
+    reply, outputs = run_cell(client, "%%agent\nAnd a follow-up question")
+    assert reply["status"] == "ok"
+    reply, outputs = run_cell(
+        client,
+        "body = _magics._ACTIVE.demo_server.requests[-1].body\n"
+        "print(sum(1 for m in body['messages'] if m['role'] == 'user'))",
+    )
+    assert plain(outputs).strip() == "2", "the second cell continued the conversation"
+
+    slow = ScriptedBrain([Reply(text="slow words " * 400, chunk_chars=6, delay=0.02)])
+    with ModelServer(slow) as server:
+        cell = f"%%agent --name slow --provider local --base-url {server.url}\nTell me a long story"
+        msg_id = client.execute(cell)
+        server.wait_for_requests(1, timeout=20)
+        time.sleep(0.3)  # mid-stream
+        interrupted = time.monotonic()
+        manager.interrupt_kernel()
+        assert server.wait_for_disconnect(timeout=3), "the HTTP stream was closed"
+        reply, outputs = collect(client, msg_id, timeout=10)
+        assert time.monotonic() - interrupted < 3
+    text = plain(outputs)
+    assert "[stopped]" in text and "slow words" in text, text
+    reply, outputs = run_cell(
+        client,
+        "last = _magics._ACTIVE.conversations['slow'].agent.state.messages[-1]\n"
+        "print(last.stop_reason, bool(last.content))",
+    )
+    assert plain(outputs).split() == ["aborted", "True"], "the partial is kept as aborted"
+
+    reply, outputs = run_cell(client, "%%agent\nStill there?")
+    assert reply["status"] == "ok" and "Still there?" in plain(outputs)
