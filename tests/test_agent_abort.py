@@ -312,3 +312,68 @@ def test_aborted_message_timestamp_is_epoch_ms():
     agent.subscribe(lambda e: agent.abort() if e.type == "message_update" else None)
     reply = run(agent.prompt("x"))
     assert abs(reply.timestamp - now_ms()) < 5000
+
+
+def test_listener_failure_during_tools_closes_them_and_reports_the_listener():
+    async def slow(tool_call_id, args, signal, on_update):
+        await asyncio.sleep(10)
+        return AgentToolResult(content=[TextContent(text="never")])
+
+    agent, stream_fn, rec = scripted_agent(
+        [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 2})])],
+        tools=[sum_tool(slow)],
+    )
+
+    def f(event):
+        if event.type == "tool_execution_start":
+            raise ValueError("bad tool view")
+
+    agent.subscribe(f)
+    reply = run(agent.prompt("x"))
+    assert reply.stop_reason == "error"
+    assert reply.error_message == "listener f failed: ValueError: bad tool view"
+    assert rec.labels.count("tool_execution_start") == rec.labels.count("tool_execution_end") == 1
+    assert agent.state.messages[2].content[0].text == "Tool execution aborted"
+    assert rec.labels[-5:] == [
+        "turn_start",
+        "message_start",
+        "message_end",
+        "turn_end",
+        "agent_end",
+    ]
+    assert len(stream_fn.calls) == 1 and agent.state.error == reply.error_message
+
+
+def test_abort_stops_hooks_that_never_return():
+    async def hanging_before(tool_call, tool, args):
+        await asyncio.Event().wait()
+
+    async def hanging_should_stop(message, tool_results, context, new_messages):
+        await asyncio.Event().wait()
+
+    tools_agent, _, _ = scripted_agent(
+        [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 2})])],
+        tools=[sum_tool()],
+        before_tool_call=hanging_before,
+    )
+    tools_agent.subscribe(abort_soon_after_tools_start(tools_agent))
+    assert run(tools_agent.prompt("x")).stop_reason == "aborted"
+
+    stop_agent, stream_fn, rec = scripted_agent(
+        ["answer"], should_stop_after_turn=hanging_should_stop
+    )
+
+    def abort_at_turn_end(event):
+        if event.type == "turn_end":
+            asyncio.get_running_loop().call_later(0.05, stop_agent.abort)
+
+    stop_agent.subscribe(abort_at_turn_end)
+    reply = run(stop_agent.prompt("x"))
+    assert reply.stop_reason == "aborted" and len(stream_fn.calls) == 1
+    assert rec.labels[-5:] == [
+        "turn_start",
+        "message_start",
+        "message_end",
+        "turn_end",
+        "agent_end",
+    ]
