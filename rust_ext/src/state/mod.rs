@@ -118,6 +118,8 @@ pub struct ChunkProcessor {
     /// The last fragment out of `think` was thinking: whitespace opening the next text is the
     /// separator after `</think>` and is dropped (wire.md §2.5).
     trim_after_think: bool,
+    /// The last bytes of inline content, to see a `</think>` split across chunks.
+    think_tail: String,
     diag: Diagnostics,
 }
 
@@ -144,6 +146,7 @@ impl ChunkProcessor {
             finish_reason: None,
             think: None,
             trim_after_think: false,
+            think_tail: String::new(),
             diag: Diagnostics::default(),
         }
     }
@@ -314,11 +317,30 @@ impl ChunkProcessor {
 
     /// MiniMax inline mode: split `content` on `<think>` tags (wire.md §2.5).
     fn push_think_tagged(&mut self, content: &str, out: &mut Vec<Event>) {
+        // An empty `<think></think>` yields no thinking fragment, so the close tag itself is
+        // watched for: the whitespace after it is dropped all the same.
+        if self.saw_close_tag(content) {
+            self.trim_after_think = true;
+        }
         let fragments = self
             .think
             .get_or_insert_with(ThinkTagParser::new)
             .feed(content);
         self.apply_think_fragments(fragments, out);
+    }
+
+    fn saw_close_tag(&mut self, content: &str) -> bool {
+        const CLOSE: &str = "</think>";
+        let mut window = std::mem::take(&mut self.think_tail);
+        window.push_str(content);
+        let found = window.contains(CLOSE);
+        let mut keep = window.len().saturating_sub(CLOSE.len() - 1);
+        while !window.is_char_boundary(keep) {
+            keep += 1;
+        }
+        window.drain(..keep);
+        self.think_tail = window;
+        found
     }
 
     fn apply_think_fragments(&mut self, fragments: Vec<ThinkFragment>, out: &mut Vec<Event>) {

@@ -153,6 +153,16 @@ fn whitespace_after_close_tag_is_dropped_even_in_a_later_chunk() {
 }
 
 #[test]
+fn whitespace_after_an_empty_think_block_is_dropped() {
+    let chunks = [
+        delta(json!({"content": "<think></th"})),
+        delta(json!({"content": "ink>\n\nHi"})),
+    ];
+    let (_, msg) = run(MM, &body(&chunks));
+    assert_eq!(texts(&msg.blocks), ["text:Hi"]);
+}
+
+#[test]
 fn held_back_tag_prefix_is_flushed_at_the_end() {
     let chunks = [delta(json!({"content": "x <thi"})), finish("stop")];
     let (_, msg) = run(MM, &body(&chunks));
