@@ -369,6 +369,10 @@ class ModelServer:
         thread.join(timeout)
         self._thread = None
 
+    def __repr__(self) -> str:
+        state = self.url if self._thread is not None else "stopped"
+        return f"ModelServer({state}, brain={type(self.brain).__name__})"
+
     def __enter__(self) -> ModelServer:
         return self.start() if self._thread is None else self
 
