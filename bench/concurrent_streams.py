@@ -36,7 +36,9 @@ async def one_stream(url: str, tokens: int, opened: list[float]) -> dict[str, An
     model = OpenAICompatModel(provider="local", id="paced", base_url=url)
     context = Context(messages=[UserMessage(content=[TextContent(text="go")])])
     started = time.monotonic()
-    response = await stream_alchemy_openai_completions(model, context, SimpleStreamOptions())
+    # A dummy key: the loopback server ignores it, and tiny-agent-os 1.2.29 insists on one.
+    options = SimpleStreamOptions(api_key="bench")
+    response = await stream_alchemy_openai_completions(model, context, options)
     opened.append(time.monotonic())
     chars, first, last, worst_gap, error = 0, None, None, 0.0, None
     async for event in response:
@@ -101,7 +103,8 @@ async def measure(url: str, streams: int, tokens: int, timeout: float) -> dict[s
         "tokens_per_stream": tokens,
         "completed": len(complete),
         "unfinished_at_timeout": len(pending),
-        "failed": [r["error"] for r in results if r["error"]][:3],
+        "failed": [r["error"] for r in results if r["error"]][:3]
+        + [repr(t.exception())[:200] for t in done if t.exception() is not None][:3],
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
         "cpu_us_per_delta": round(cpu / max(1, sum(r["tokens"] for r in results)) * 1e6, 1),
