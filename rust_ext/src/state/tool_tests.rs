@@ -75,6 +75,8 @@ fn new_id_at_a_reused_index_starts_a_new_call() {
         calls(vec![call(Some(0), Some("A"), Some("f"), json!("{}"))]),
         calls(vec![call(Some(0), Some("B"), Some("g"), json!("{\"k\":"))]),
         calls(vec![call(Some(0), None, None, json!("3}"))]),
+        calls(vec![call(Some(0), Some("A"), None, json!(""))]),
+        calls(vec![call(Some(0), Some("B"), None, json!(""))]),
     ];
     let (_, msg) = run(OAI, &body(&chunks));
     assert_eq!(texts(&msg.blocks), ["tool:A:f:{}", "tool:B:g:{\"k\":3}"]);

@@ -118,7 +118,11 @@ impl ChunkProcessor {
             let slot = self.tools.iter().rposition(|s| s.index == Some(index))?;
             let known = id_of(&self.tools[slot]);
             return match &f.id {
-                Some(id) if !known.is_empty() && known != id => None,
+                // A different id at this index: an earlier call of that id continues (a server
+                // that reuses `index: 0` may return to it), else a new call starts.
+                Some(id) if !known.is_empty() && known != id => {
+                    self.tools.iter().rposition(|s| id_of(s) == id)
+                }
                 _ => Some(slot),
             };
         }
