@@ -503,8 +503,10 @@ class Agent:
 
         def dispatch(event: AgentEvent) -> None:
             if event.type == "message_update":
-                if not run.detached:
-                    state.stream_message = event.message  # type: ignore[union-attr]
+                # One partial per stream: skip the (pydantic) assignment when it is unchanged.
+                message = event.message  # type: ignore[union-attr]
+                if state.stream_message is not message and not run.detached:
+                    state.stream_message = message
             else:
                 self._apply(run, event)
             outbox = run.outbox
