@@ -117,7 +117,7 @@ def test_next_event_returns_none_forever_after_the_end() -> None:
 
 
 def test_partial_is_one_dict_holding_every_delta_so_far() -> None:
-    reply = Reply(text="abcdefghij" * 20, chunk_chars=3,
+    reply = Reply(text="abcdefghij" * 20, chunk_chars=3, delay=0.003,
                   tool_calls=[ToolCallSpec("lookup", {"query": "x" * 40}, id="call_1",
                                            fragment_chars=7)])
     with ModelServer(ScriptedBrain([reply])) as server:
@@ -138,7 +138,9 @@ def test_partial_is_one_dict_holding_every_delta_so_far() -> None:
             if event["type"] == "tool_call_delta":
                 args_so_far += event["delta"]
                 block = partial["content"][event["content_index"]]
-                assert block["partial_json"].startswith(args_so_far)
+                # the partial may run ahead: within this batch the call may already be final
+                if "partial_json" in block:
+                    assert block["partial_json"].startswith(args_so_far)
                 assert isinstance(block["arguments"], dict)
                 saw_partial_arguments |= block["arguments"] == {"query": "x" * 40}
         assert event["type"] == "done"
