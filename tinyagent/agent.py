@@ -10,7 +10,6 @@ state first and then calls the listeners in subscription order, with no queue in
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import threading
 from collections import deque
@@ -18,6 +17,16 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._agent_run import (
+    DEFAULT_MODE,
+    Run,
+    abort_run,
+    copy_state,
+    make_dispatcher,
+    normalize_input,
+    on_loop,
+    queue_take,
+)
 from ._run_support import maybe_await
 from .agent_loop import _run_from_prompts, create_agent_stream, start_run
 from .agent_types import (
@@ -44,7 +53,6 @@ from .agent_types import (
     ToolResultMessage,
     TransformContextFn,
     UserMessage,
-    now_ms,
 )
 from .caching import add_cache_breakpoints
 
@@ -69,7 +77,6 @@ _BUSY_PROMPT = (
     "or wait for completion."
 )
 _BUSY_CONTINUE = "Agent is already processing. Wait for completion before continuing."
-_DEFAULT_MODE = "one-at-a-time"
 _LLM_ROLES = ("user", "assistant", "tool_result")
 
 
@@ -90,8 +97,8 @@ class AgentOptions:
     initial_state: AgentState | None = None
     convert_to_llm: ConvertToLlmFn | None = default_convert_to_llm
     transform_context: TransformContextFn | None = None
-    steering_mode: str = _DEFAULT_MODE
-    follow_up_mode: str = _DEFAULT_MODE
+    steering_mode: str = DEFAULT_MODE
+    follow_up_mode: str = DEFAULT_MODE
     stream_fn: StreamFn | None = None
     session_id: str | None = None
     get_api_key: ApiKeyResolver | None = None
@@ -105,47 +112,16 @@ class AgentOptions:
     max_turns: int | None = 100
 
 
-class _Run:
-    """One run: its loop, signal and task, and where its events go besides the listeners."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.signal = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.detached = False  # reset()/clear_messages() cut it off from the state (§4.10)
-        self.listener_failed = False
-        self.new_messages: list[AgentMessage] = []
-        self.finished = threading.Event()
-        # Agent.stream(): the events, and the consumer's future while it waits.
-        self.outbox: deque[AgentEvent] | None = None
-        self.waiter: asyncio.Future[None] | None = None
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-
-def _queue_take(queue: list[AgentMessage], mode: str) -> list[AgentMessage]:
-    if not queue:
-        return []
-    if mode == _DEFAULT_MODE:
-        return [queue.pop(0)]
-    taken = list(queue)  # "all", and any other non-empty mode
-    queue.clear()
-    return taken
-
-
 class Agent:
     """A conversational agent: state, listeners, and the loop that runs prompts (§3)."""
 
     def __init__(self, opts: AgentOptions | None = None) -> None:
         opts = opts if opts is not None else AgentOptions()
-        self._state = _copy_state(opts.initial_state)
+        self._state = copy_state(opts.initial_state)
         self.convert_to_llm = opts.convert_to_llm
         self.transform_context = opts.transform_context
-        self._steering_mode = opts.steering_mode or _DEFAULT_MODE
-        self._follow_up_mode = opts.follow_up_mode or _DEFAULT_MODE
+        self._steering_mode = opts.steering_mode or DEFAULT_MODE
+        self._follow_up_mode = opts.follow_up_mode or DEFAULT_MODE
         self.stream_fn = opts.stream_fn
         self._session_id = opts.session_id
         self.get_api_key = opts.get_api_key
@@ -161,7 +137,7 @@ class Agent:
         self._steering_queue: list[AgentMessage] = []
         self._follow_up_queue: list[AgentMessage] = []
         self._lock = threading.Lock()  # guards _run: "already processing" from any thread
-        self._run: _Run | None = None
+        self._run: Run | None = None
 
     def __repr__(self) -> str:
         model = self._state.model
@@ -219,13 +195,13 @@ class Agent:
         self._state.tools = list(tools)
 
     def set_steering_mode(self, mode: str) -> None:
-        self._steering_mode = mode or _DEFAULT_MODE
+        self._steering_mode = mode or DEFAULT_MODE
 
     def get_steering_mode(self) -> str:
         return self._steering_mode
 
     def set_follow_up_mode(self, mode: str) -> None:
-        self._follow_up_mode = mode or _DEFAULT_MODE
+        self._follow_up_mode = mode or DEFAULT_MODE
 
     def get_follow_up_mode(self) -> str:
         return self._follow_up_mode
@@ -248,7 +224,7 @@ class Agent:
 
     def _enqueue(self, queue: list[AgentMessage], message: AgentMessage) -> None:
         run = self._run
-        if run is not None and not _on_loop(run.loop):
+        if run is not None and not on_loop(run.loop):
             try:
                 run.loop.call_soon_threadsafe(queue.append, message)
                 return
@@ -285,7 +261,7 @@ class Agent:
         run = self._run
         if run is not None:
             run.detached = True
-            _abort(run)
+            abort_run(run)
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -293,14 +269,14 @@ class Agent:
         """Stop the current run (§4.7); a no-op when idle. Safe from any thread."""
         run = self._run
         if run is not None:
-            _abort(run)
+            abort_run(run)
 
     async def wait_for_idle(self) -> None:
         """Return once the current run, if any, has finished, cleanup included."""
         run = self._run
         if run is None:
             return
-        if run.task is not None and _on_loop(run.loop):
+        if run.task is not None and on_loop(run.loop):
             await asyncio.wait({run.task})
         else:
             await asyncio.to_thread(run.finished.wait)
@@ -311,7 +287,7 @@ class Agent:
         images: list[ImageContent] | None = None,
     ) -> AgentMessage:
         """Run the loop on ``input``; return the last assistant message of this run."""
-        run = self._begin_run(_BUSY_PROMPT, _normalize_input(input, images))
+        run = self._begin_run(_BUSY_PROMPT, normalize_input(input, images))
         return await self._complete(run)
 
     async def prompt_text(
@@ -332,7 +308,7 @@ class Agent:
         images: list[ImageContent] | None = None,
     ) -> AsyncGenerator[AgentEvent, None]:
         """The events of a ``prompt()`` run, as listeners get them. Closing it early aborts."""
-        prompts = _normalize_input(input, images)
+        prompts = normalize_input(input, images)
         run = self._begin_run(_BUSY_PROMPT, prompts, outbox=True)
         outbox = run.outbox
         assert outbox is not None and run.task is not None
@@ -352,7 +328,7 @@ class Agent:
                     run.waiter = None
         finally:
             if not run.task.done():
-                _abort(run)
+                abort_run(run)
                 await asyncio.wait({run.task})
 
     async def stream_text(
@@ -393,7 +369,7 @@ class Agent:
 
     def _begin_run(
         self, busy_message: str, prompts: list[AgentMessage] | None, outbox: bool = False
-    ) -> _Run:
+    ) -> Run:
         """Claim the Agent for a run on the current loop and start the run task."""
         loop = asyncio.get_running_loop()
         state = self._state
@@ -408,7 +384,7 @@ class Agent:
                 role = getattr(state.messages[-1], "role", None)
                 if role == "assistant":
                     raise RuntimeError(f"Cannot continue from message role: {role}")
-            run = _Run(loop)
+            run = Run(loop)
             self._run = run
         if outbox:
             run.outbox = deque()
@@ -419,13 +395,13 @@ class Agent:
             system_prompt=state.system_prompt, messages=list(state.messages), tools=state.tools
         )
         stream = create_agent_stream()
-        stream.push = self._dispatcher(run)  # type: ignore[method-assign,assignment]
+        stream.push = make_dispatcher(self, run)  # type: ignore[method-assign,assignment]
         config = self._loop_config()
         body = _run_from_prompts(prompts or [], context, config, run.signal, stream, self.stream_fn)
         run.task = start_run(self._drive(run, body), stream)
         return run
 
-    async def _drive(self, run: _Run, body: Any) -> None:
+    async def _drive(self, run: Run, body: Any) -> None:
         try:
             await body
         finally:
@@ -440,14 +416,14 @@ class Agent:
             run.finished.set()
             run.wake()
 
-    async def _complete(self, run: _Run) -> AgentMessage:
+    async def _complete(self, run: Run) -> AgentMessage:
         task = run.task
         assert task is not None
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
             # Cancelling the task awaiting prompt() aborts the run, completes it, then propagates.
-            _abort(run)
+            abort_run(run)
             await asyncio.wait({task})
             raise
         for message in reversed(run.new_messages):
@@ -491,125 +467,7 @@ class Agent:
         return cached_then_user
 
     async def _take_steering(self) -> list[AgentMessage]:
-        return _queue_take(self._steering_queue, self._steering_mode)
+        return queue_take(self._steering_queue, self._steering_mode)
 
     async def _take_follow_ups(self) -> list[AgentMessage]:
-        return _queue_take(self._follow_up_queue, self._follow_up_mode)
-
-    # -- event dispatch (the hot path) ----------------------------------------------------------
-
-    def _dispatcher(self, run: _Run) -> Callable[[AgentEvent], None]:
-        state = self._state
-
-        def dispatch(event: AgentEvent) -> None:
-            if event.type == "message_update":
-                # One partial per stream: skip the (pydantic) assignment when it is unchanged.
-                message = event.message  # type: ignore[union-attr]
-                if state.stream_message is not message and not run.detached:
-                    state.stream_message = message
-            else:
-                self._apply(run, event)
-            outbox = run.outbox
-            if outbox is not None:
-                outbox.append(event)
-                run.wake()
-            for fn in self._listeners:
-                try:
-                    returned = fn(event)
-                except Exception as exc:
-                    self._listener_failed(run, fn, exc, event)
-                    continue
-                if returned is not None and inspect.isawaitable(returned):
-                    _discard_awaitable(fn, returned)
-
-        return dispatch
-
-    def _apply(self, run: _Run, event: AgentEvent) -> None:
-        """Update the state for one event, before any listener sees it (§3.5)."""
-        kind = event.type
-        if kind == "agent_end":
-            run.new_messages = event.messages  # type: ignore[union-attr]
-        if run.detached:
-            return
-        state = self._state
-        if kind == "message_start":
-            state.stream_message = event.message  # type: ignore[union-attr]
-        elif kind == "message_end":
-            state.stream_message = None
-            state.messages.append(event.message)  # type: ignore[union-attr,arg-type]
-        elif kind == "tool_execution_start":
-            state.pending_tool_calls = {*state.pending_tool_calls, event.tool_call_id}  # type: ignore[union-attr]
-        elif kind == "tool_execution_end":
-            state.pending_tool_calls = state.pending_tool_calls - {event.tool_call_id}  # type: ignore[union-attr]
-        elif kind == "turn_end":
-            message = event.message  # type: ignore[union-attr]
-            if isinstance(message, AssistantMessage) and message.error_message:
-                state.error = message.error_message
-        elif kind == "agent_end":
-            state.is_streaming = False
-            state.stream_message = None
-
-    def _listener_failed(
-        self, run: _Run, fn: Callable[..., Any], exc: Exception, event: AgentEvent
-    ) -> None:
-        name = getattr(fn, "__name__", None) or type(fn).__name__
-        if run.listener_failed or event.type == "agent_end" or run.signal.is_set():
-            logger.error("listener %s failed: %s: %s", name, type(exc).__name__, exc, exc_info=exc)
-            return
-        # The first failure ends the run like an abort that reports it (§4.8).
-        run.listener_failed = True
-        logger.error("listener %s failed; ending the run", name, exc_info=exc)
-        run.signal.tinyagent_abort_reason = (  # type: ignore[attr-defined]
-            "error",
-            f"listener {name} failed: {type(exc).__name__}: {exc}",
-        )
-        run.signal.set()
-
-
-def _discard_awaitable(fn: Callable[..., Any], returned: Any) -> None:
-    close = getattr(returned, "close", None)
-    if close is not None:
-        close()
-    name = getattr(fn, "__name__", None) or type(fn).__name__
-    logger.warning("listener %s returned an awaitable; listeners are called synchronously", name)
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
-
-
-def _abort(run: _Run) -> None:
-    if _on_loop(run.loop):
-        run.signal.set()
-        return
-    try:
-        run.loop.call_soon_threadsafe(run.signal.set)
-    except RuntimeError:  # the run's loop is closed: nothing left to stop
-        pass
-
-
-def _copy_state(initial: AgentState | dict[str, Any] | None) -> AgentState:
-    if initial is None:
-        return AgentState()
-    state = AgentState.model_validate(initial)
-    if state is initial:  # never alias the caller's object or its lists
-        state = state.model_copy()
-    state.messages = list(state.messages)
-    state.tools = list(state.tools)
-    state.pending_tool_calls = set(state.pending_tool_calls)
-    return state
-
-
-def _normalize_input(input: Any, images: list[ImageContent] | None) -> list[AgentMessage]:
-    if isinstance(input, str):
-        return [UserMessage(content=[TextContent(text=input), *(images or [])], timestamp=now_ms())]
-    if images:
-        raise ValueError("images are only accepted together with a str prompt")
-    if isinstance(input, list):
-        if not input:
-            raise ValueError("prompt() needs at least one message; use continue_() to continue")
-        return list(input)
-    return [input]
+        return queue_take(self._follow_up_queue, self._follow_up_mode)
