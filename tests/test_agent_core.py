@@ -22,6 +22,7 @@ from tinyagent import (
     AgentOptions,
     AgentState,
     AssistantMessage,
+    AssistantMessageEvent,
     CustomAgentMessage,
     ImageContent,
     TextContent,
@@ -512,3 +513,53 @@ def test_recorder_sees_exactly_one_agent_end_on_every_failure_path():
         assert rec.events[-1].type == "agent_end"
         starts, ends = rec.labels.count("message_start"), rec.labels.count("message_end")
         assert starts == ends
+
+
+def test_stream_text_from_a_provider_without_text_deltas():
+    class WholeBlocks:
+        def __init__(self):
+            partial = AssistantMessage(
+                content=[TextContent(text="all at once")], stop_reason="stop"
+            )
+            self.events = iter(
+                [
+                    AssistantMessageEvent(type="start", partial=partial),
+                    AssistantMessageEvent(type="text_start", content_index=0, partial=partial),
+                    AssistantMessageEvent(
+                        type="text_end", content_index=0, content="all at once", partial=partial
+                    ),
+                    AssistantMessageEvent(type="done", reason="stop", message=partial),
+                ]
+            )
+            self.final = partial
+
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self):
+            try:
+                return next(self.events)
+            except StopIteration:
+                raise StopAsyncIteration from None
+
+        async def result(self):
+            return self.final
+
+    async def stream_fn(model, context, options):
+        return WholeBlocks()
+
+    agent, _, _ = scripted_agent([])
+    agent.stream_fn = stream_fn
+
+    async def collect():
+        return [piece async for piece in agent.stream_text("x")]
+
+    assert run(collect()) == ["all at once"]
+
+
+def test_agent_loop_needs_a_running_loop():
+    from tinyagent import AgentContext, AgentLoopConfig, agent_loop
+
+    config = AgentLoopConfig(model=scripted_model(), convert_to_llm=default_convert_to_llm)
+    with pytest.raises(RuntimeError):
+        agent_loop([UserMessage(content=[TextContent(text="x")])], AgentContext(), config)

@@ -361,3 +361,19 @@ def test_parse_streaming_json_examples():
     assert parse_streaming_json("") is None
     assert parse_streaming_json('{"done": true}') == {"done": True}
     assert parse_streaming_json("[1]") is None
+
+
+def test_transport_failure_is_an_error_event():
+    async def main():
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()  # nothing listens on this port any more
+        response = await create_proxy_stream(
+            scripted_model(), context(), "tok-secret", f"http://127.0.0.1:{port}"
+        )
+        return [e async for e in response], await response.result()
+
+    events, final = run(main())
+    assert [e.type for e in events] == ["error"]
+    assert final.stop_reason == "error" and final.error_message

@@ -133,6 +133,7 @@ def agent_loop(
     ``agent_start, turn_start, message_start(p) message_end(p) for each prompt``, then the turns
     of ``run_loop`` on a context holding the history plus the prompts.
     """
+    asyncio.get_running_loop()  # raises before anything is made when no loop runs
     stream = create_agent_stream()
     start_run(_run_from_prompts(list(prompts), context, config, signal, stream, stream_fn), stream)
     return stream
@@ -146,6 +147,7 @@ def agent_loop_continue(
 ) -> EventStream[Any, list[AgentMessage]]:
     """Continue from the history without a new message: ``agent_start, turn_start, message_start(A)``…"""
     check_can_continue(context.messages)
+    asyncio.get_running_loop()
     stream = create_agent_stream()
     start_run(_run_from_prompts([], context, config, signal, stream, stream_fn), stream)
     return stream
