@@ -4,7 +4,8 @@
 use alchemy_llm::utils::{ThinkFragment, ThinkTagParser};
 use serde_json::{Map, Value};
 
-use super::delta::{excerpt, select_choice, Payload};
+use super::delta::{excerpt, pick_choice};
+use super::errors::ErrorShape;
 use super::{errors, usage, ChunkProcessor, Flow};
 use crate::types::{ApiKind, ErrorReason, Event, ThinkingSource};
 
@@ -27,13 +28,18 @@ impl ChunkProcessor {
                 return Flow::Finished;
             }
         };
-        let mut p = Payload::from_object(obj);
-        if let Some(message) = errors::inband_error(&p, false, &quoted()) {
+        let mut obj = obj;
+        if let Some(message) = errors::inband_error(&ErrorShape::of_object(&obj), false, &quoted())
+        {
             self.terminate(ErrorReason::Error, message, out);
             return Flow::Finished;
         }
-        let choice = match &mut p.choices {
-            Value::Array(choices) => select_choice(choices, self.multi_choice).map(Value::take),
+        let choice = match obj.get_mut("choices") {
+            Some(Value::Array(choices)) => {
+                let index_of = |c: &Value| c.get("index").and_then(Value::as_i64).unwrap_or(0);
+                let indexes = choices.iter().map(index_of);
+                pick_choice(indexes, choices.len(), self.multi_choice).map(|i| choices[i].take())
+            }
             _ => None,
         };
         let Some(Value::Object(mut choice)) = choice else {
@@ -41,7 +47,7 @@ impl ChunkProcessor {
             self.terminate(ErrorReason::Error, message, out);
             return Flow::Finished;
         };
-        if let Value::Object(u) = &p.usage {
+        if let Some(Value::Object(u)) = obj.get("usage") {
             self.msg.usage = usage::map_usage(u);
         }
         if let Some(Value::Object(message)) = choice.get_mut("message") {

@@ -2,54 +2,18 @@
 //! choice selection and the fields of a `delta` (wire.md §2.1, §2.2, §2.5).
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::wire::{Lenient, WireChoice, WireChunk, WireDelta};
 use super::{errors, usage, ChunkProcessor};
 use crate::sse::EXCERPT_CHARS;
 use crate::types::{ApiKind, ErrorReason, Event, ThinkingSource};
 
-/// The top-level keys the core reads. Every other key (`id`, `model`, `created`, `provider`,
-/// `x_groq`, padding …) is skipped by serde without being materialised, which keeps the hot path
-/// (one small text delta per chunk) cheap. A missing key is `Null`.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct Payload {
-    #[serde(default)]
-    pub choices: Value,
-    #[serde(default)]
-    pub usage: Value,
-    #[serde(default)]
-    pub error: Value,
-    #[serde(default)]
-    pub object: Value,
-    #[serde(default)]
-    pub message: Value,
-    #[serde(default)]
-    pub code: Value,
-    #[serde(default)]
-    pub base_resp: Value,
-}
-
-impl Payload {
-    /// Build from an already parsed object (the slow path: duplicate keys, non-streaming body).
-    pub(super) fn from_object(mut obj: Map<String, Value>) -> Self {
-        let mut take = |k: &str| obj.remove(k).unwrap_or(Value::Null);
-        Payload {
-            choices: take("choices"),
-            usage: take("usage"),
-            error: take("error"),
-            object: take("object"),
-            message: take("message"),
-            code: take("code"),
-            base_resp: take("base_resp"),
-        }
-    }
-}
-
 /// What a payload text turned out to be. Returned by value and consumed at once: boxing the
-/// payload would cost an allocation per chunk on the hot path.
+/// chunk would cost an allocation per chunk on the hot path.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Parsed {
-    Object(Payload),
+    Object(WireChunk),
     /// Valid JSON, but not an object.
     NotObject,
     Invalid(serde_json::Error),
@@ -58,13 +22,16 @@ pub(super) enum Parsed {
 pub(super) fn parse_payload(text: &str) -> Parsed {
     let starts_object = text.trim_start().starts_with('{');
     if starts_object {
-        if let Ok(p) = serde_json::from_str::<Payload>(text) {
-            return Parsed::Object(p);
+        if let Ok(chunk) = serde_json::from_str::<WireChunk>(text) {
+            return Parsed::Object(chunk);
         }
     }
     // Slow path: tells invalid JSON from a duplicate key or a non-object value.
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(obj)) => Parsed::Object(Payload::from_object(obj)),
+        Ok(v @ Value::Object(_)) => match WireChunk::deserialize(v) {
+            Ok(chunk) => Parsed::Object(chunk),
+            Err(e) => Parsed::Invalid(e),
+        },
         Ok(_) => Parsed::NotObject,
         Err(e) => Parsed::Invalid(e),
     }
@@ -142,8 +109,8 @@ impl ChunkProcessor {
         true
     }
 
-    fn on_object(&mut self, mut p: Payload, is_error: bool, raw: &str, out: &mut Vec<Event>) {
-        if let Some(message) = errors::inband_error(&p, is_error, raw) {
+    fn on_object(&mut self, mut p: WireChunk, is_error: bool, raw: &str, out: &mut Vec<Event>) {
+        if let Some(message) = errors::inband_error(&p.error_shape(), is_error, raw) {
             self.terminate(ErrorReason::Error, message, out);
             return;
         }
@@ -153,49 +120,54 @@ impl ChunkProcessor {
             _ => self.oddity(|| "a non-object usage".into()),
         }
         match &mut p.choices {
-            Value::Array(choices) => {
-                if let Some(choice) = select_choice(choices, self.multi_choice) {
-                    self.on_choice(choice, out);
+            Lenient::Present(choices) => {
+                let index_of = |c: &Lenient<WireChoice>| match c {
+                    Lenient::Present(c) => c.index.as_i64().unwrap_or(0),
+                    _ => 0,
+                };
+                let indexes = choices.iter().map(index_of);
+                if let Some(pos) = pick_choice(indexes, choices.len(), self.multi_choice) {
+                    self.on_choice(&mut choices[pos], out);
                 }
             }
-            Value::Null => {}
-            _ => self.oddity(|| "a non-array choices".into()),
+            Lenient::Absent => {}
+            Lenient::Wrong => self.oddity(|| "a non-array choices".into()),
         }
     }
 
-    fn on_choice(&mut self, choice: &mut Value, out: &mut Vec<Event>) {
-        let Value::Object(choice) = choice else {
-            self.oddity(|| "a non-object choice".into());
+    fn on_choice(&mut self, choice: &mut Lenient<WireChoice>, out: &mut Vec<Event>) {
+        let Lenient::Present(choice) = choice else {
+            if matches!(choice, Lenient::Wrong) {
+                self.oddity(|| "a non-object choice".into());
+            }
             return;
         };
-        match choice.get_mut("delta") {
-            Some(Value::Object(delta)) => self.on_delta(delta, out),
-            None | Some(Value::Null) => {}
-            Some(_) => self.oddity(|| "a non-object delta".into()),
+        match &mut choice.delta {
+            Lenient::Present(delta) => self.on_delta(delta, out),
+            Lenient::Absent => {}
+            Lenient::Wrong => self.oddity(|| "a non-object delta".into()),
         }
-        match choice.get_mut("finish_reason") {
-            Some(Value::String(reason)) if !reason.is_empty() => {
-                self.finish_reason = Some(std::mem::take(reason));
-            }
-            None | Some(Value::Null) | Some(Value::String(_)) => {}
-            Some(_) => self.oddity(|| "a non-string finish_reason".into()),
+        match choice.finish_reason.take() {
+            Lenient::Present(reason) if !reason.is_empty() => self.finish_reason = Some(reason),
+            Lenient::Wrong => self.oddity(|| "a non-string finish_reason".into()),
+            _ => {}
         }
     }
 
     /// Apply one delta. Each content field yields at most one delta event; on MiniMax the tool
     /// fragments go first (wire.md §2.5).
-    pub(super) fn on_delta(&mut self, delta: &mut Map<String, Value>, out: &mut Vec<Event>) {
+    fn on_delta(&mut self, delta: &mut WireDelta, out: &mut Vec<Event>) {
         let minimax = self.msg.api == ApiKind::MiniMaxCompletions;
         if minimax {
-            self.on_tool_fragments(delta.get_mut("tool_calls"), out);
+            self.on_tool_fragments(&mut delta.tool_calls, out);
         }
         let reasoning = self.take_reasoning(delta);
         let has_reasoning = reasoning.is_some();
         if let Some((text, source)) = reasoning {
             self.push_thinking(text, source, out);
         }
-        match delta.get_mut("content") {
-            Some(Value::String(s)) if !s.is_empty() => {
+        match &mut delta.content {
+            Value::String(s) if !s.is_empty() => {
                 if minimax && !has_reasoning {
                     let s = std::mem::take(s);
                     self.push_think_tagged(&s, out);
@@ -203,27 +175,24 @@ impl ChunkProcessor {
                     self.push_text(std::mem::take(s), out);
                 }
             }
-            Some(Value::Array(parts)) => self.on_content_parts(parts, out),
-            None | Some(Value::Null) | Some(Value::String(_)) => {}
-            Some(_) => self.oddity(|| "a non-string, non-list delta.content".into()),
+            Value::Array(parts) => self.on_content_parts(parts, out),
+            Value::Null | Value::String(_) => {}
+            _ => self.oddity(|| "a non-string, non-list delta.content".into()),
         }
-        match delta.get_mut("refusal") {
-            Some(Value::String(s)) => self.push_text(std::mem::take(s), out),
-            None | Some(Value::Null) => {}
-            Some(_) => self.oddity(|| "a non-string delta.refusal".into()),
+        match delta.refusal.take() {
+            Lenient::Present(s) => self.push_text(s, out),
+            Lenient::Absent => {}
+            Lenient::Wrong => self.oddity(|| "a non-string delta.refusal".into()),
         }
         if !minimax {
-            self.on_tool_fragments(delta.get_mut("tool_calls"), out);
+            self.on_tool_fragments(&mut delta.tool_calls, out);
         }
     }
 
     /// The reasoning text of a delta and the field it came from (wire.md §2.2, §2.5).
-    fn take_reasoning(
-        &mut self,
-        delta: &mut Map<String, Value>,
-    ) -> Option<(String, ThinkingSource)> {
+    fn take_reasoning(&mut self, delta: &mut WireDelta) -> Option<(String, ThinkingSource)> {
         if self.msg.api == ApiKind::MiniMaxCompletions {
-            if let Some(Value::Array(details)) = delta.get("reasoning_details") {
+            if let Value::Array(details) = &delta.reasoning_details {
                 let text: String = details
                     .iter()
                     .filter_map(|d| d.get("text").and_then(Value::as_str))
@@ -233,21 +202,35 @@ impl ChunkProcessor {
                 }
             }
         }
-        const FIELDS: [(&str, ThinkingSource); 3] = [
-            ("reasoning_content", ThinkingSource::ReasoningContent),
-            ("reasoning", ThinkingSource::Reasoning),
-            ("reasoning_text", ThinkingSource::ReasoningText),
+        let fields = [
+            (
+                "reasoning_content",
+                &mut delta.reasoning_content,
+                ThinkingSource::ReasoningContent,
+            ),
+            ("reasoning", &mut delta.reasoning, ThinkingSource::Reasoning),
+            (
+                "reasoning_text",
+                &mut delta.reasoning_text,
+                ThinkingSource::ReasoningText,
+            ),
         ];
-        for (field, source) in FIELDS {
-            match delta.get_mut(field) {
-                Some(Value::String(s)) if !s.is_empty() => {
-                    return Some((std::mem::take(s), source));
+        let mut found = None;
+        let mut odd = None;
+        for (name, field, source) in fields {
+            match field {
+                Lenient::Present(s) if !s.is_empty() => {
+                    found = Some((std::mem::take(s), source));
+                    break;
                 }
-                None | Some(Value::Null) | Some(Value::String(_)) => {}
-                Some(_) => self.oddity(|| format!("a non-string delta.{field}")),
+                Lenient::Wrong => odd = odd.or(Some(name)),
+                _ => {}
             }
         }
-        None
+        if let Some(name) = odd {
+            self.oddity(|| format!("a non-string delta.{name}"));
+        }
+        found
     }
 
     /// List-typed content (Mistral, Databricks): `text` parts are text, `thinking`/`reasoning`
@@ -324,15 +307,21 @@ fn nested_text(v: &Value) -> Option<String> {
 
 /// Choice selection (wire.md §2.2). Without `n > 1`, the first choice whatever its `index`
 /// (TGI numbers them one per chunk), or index 0 among several; with `n > 1`, index 0 only.
-pub(super) fn select_choice(choices: &mut [Value], multi_choice: bool) -> Option<&mut Value> {
-    let index_of = |c: &Value| c.get("index").and_then(Value::as_i64).unwrap_or(0);
-    if !multi_choice && choices.len() == 1 {
-        return choices.first_mut();
+/// A choice without an `index` counts as index 0.
+pub(super) fn pick_choice(
+    mut indexes: impl Iterator<Item = i64>,
+    len: usize,
+    multi_choice: bool,
+) -> Option<usize> {
+    if len == 0 {
+        return None;
     }
-    let pos = choices.iter().position(|c| index_of(c) == 0);
-    match pos {
-        Some(pos) => choices.get_mut(pos),
-        None if !multi_choice => choices.first_mut(),
+    if !multi_choice && len == 1 {
+        return Some(0);
+    }
+    match indexes.position(|i| i == 0) {
+        Some(pos) => Some(pos),
+        None if !multi_choice => Some(0),
         None => None,
     }
 }

@@ -3,7 +3,10 @@
 
 use serde_json::Value;
 
-use super::delta::{excerpt, Payload};
+use serde_json::Map;
+
+use super::delta::excerpt;
+use super::wire::WireChunk;
 use crate::types::{scrub_key, MessageState, StopReason};
 
 pub const TRUNCATED_MESSAGE: &str =
@@ -36,24 +39,58 @@ fn message_of(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// The top-level fields that make the §2.4 error shapes.
+pub(super) struct ErrorShape<'a> {
+    pub error: &'a Value,
+    pub object: &'a Value,
+    pub message: &'a Value,
+    pub code: &'a Value,
+    pub base_resp: &'a Value,
+}
+
+impl WireChunk {
+    pub(super) fn error_shape(&self) -> ErrorShape<'_> {
+        ErrorShape {
+            error: &self.error,
+            object: &self.object,
+            message: &self.message,
+            code: &self.code,
+            base_resp: &self.base_resp,
+        }
+    }
+}
+
+impl<'a> ErrorShape<'a> {
+    pub(super) fn of_object(obj: &'a Map<String, Value>) -> Self {
+        let get = |k: &str| obj.get(k).unwrap_or(&Value::Null);
+        ErrorShape {
+            error: get("error"),
+            object: get("object"),
+            message: get("message"),
+            code: get("code"),
+            base_resp: get("base_resp"),
+        }
+    }
+}
+
 /// The error message if this payload is one of the §2.4 shapes. `raw` is the payload text, quoted
 /// when an `event: error` payload has no recognisable message.
-pub(super) fn inband_error(p: &Payload, is_error: bool, raw: &str) -> Option<String> {
-    match &p.error {
+pub(super) fn inband_error(p: &ErrorShape<'_>, is_error: bool, raw: &str) -> Option<String> {
+    match p.error {
         Value::Null => {}
         Value::Object(e) => {
             let message =
                 message_of(e.get("message")).unwrap_or_else(|| excerpt(&p.error.to_string()));
             return Some(provider_error(code_of(e.get("code")), &message));
         }
-        Value::String(s) => return Some(provider_error(code_of(Some(&p.code)), s)),
+        Value::String(s) => return Some(provider_error(code_of(Some(p.code)), s)),
         // `"error": false` and the like are not errors.
         Value::Bool(false) => {}
         other => return Some(provider_error(None, &excerpt(&other.to_string()))),
     }
     if p.object.as_str() == Some("error") {
-        let message = message_of(Some(&p.message)).unwrap_or_else(|| excerpt(raw));
-        return Some(provider_error(code_of(Some(&p.code)), &message));
+        let message = message_of(Some(p.message)).unwrap_or_else(|| excerpt(raw));
+        return Some(provider_error(code_of(Some(p.code)), &message));
     }
     if let Some(status) = p.base_resp.get("status_code").and_then(Value::as_i64) {
         if status != 0 {
@@ -62,8 +99,8 @@ pub(super) fn inband_error(p: &Payload, is_error: bool, raw: &str) -> Option<Str
         }
     }
     if is_error {
-        let message = message_of(Some(&p.message)).unwrap_or_else(|| excerpt(raw));
-        return Some(provider_error(code_of(Some(&p.code)), &message));
+        let message = message_of(Some(p.message)).unwrap_or_else(|| excerpt(raw));
+        return Some(provider_error(code_of(Some(p.code)), &message));
     }
     None
 }
@@ -138,7 +175,7 @@ mod tests {
 
     fn shape(text: &str, is_error: bool) -> Option<String> {
         match parse_payload(text) {
-            Parsed::Object(p) => inband_error(&p, is_error, text),
+            Parsed::Object(p) => inband_error(&p.error_shape(), is_error, text),
             _ => panic!("not an object: {text}"),
         }
     }

@@ -34,6 +34,7 @@ mod delta;
 mod errors;
 mod tools;
 mod usage;
+mod wire;
 
 #[cfg(test)]
 mod terminal_tests;

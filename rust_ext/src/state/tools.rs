@@ -49,17 +49,17 @@ fn non_empty_string(v: Option<&mut Value>) -> Option<String> {
 }
 
 impl ChunkProcessor {
-    pub(super) fn on_tool_fragments(&mut self, calls: Option<&mut Value>, out: &mut Vec<Event>) {
+    pub(super) fn on_tool_fragments(&mut self, calls: &mut Value, out: &mut Vec<Event>) {
         match calls {
-            Some(Value::Array(calls)) => {
+            Value::Array(calls) => {
                 for call in calls.iter_mut() {
                     if let Some(fragment) = self.read_fragment(call) {
                         self.apply_fragment(fragment, out);
                     }
                 }
             }
-            None | Some(Value::Null) => {}
-            Some(_) => self.oddity(|| "a non-list delta.tool_calls".into()),
+            Value::Null => {}
+            _ => self.oddity(|| "a non-list delta.tool_calls".into()),
         }
     }
 
