@@ -23,6 +23,24 @@ Terminal turns: an ``error``/``aborted`` assistant message ends the run right af
 (§5.4 (e)). A run closed from outside an LLM stream (abort during tools or polls, a failing poll
 or ``should_stop_after_turn``) ends with one more turn holding a synthetic message made without
 contacting the model: ``turn_start message_start(A) message_end(A) turn_end(A, [])``.
+
+Per scenario (tested one by one in ``tests/test_loop_event_orders.py``)::
+
+    plain reply        ... message_start(A) upd[text_*]* message_end(A stop) turn_end agent_end
+    tools, then text   ... message_end(A1 tool_calls) tool starts, ends+results, turn_end(A1, R)
+                       turn_start message_start(A2) ... message_end(A2) turn_end agent_end
+    provider error     ... message_start(A) upd* message_end(A' error, partial kept) turn_end agent_end
+    abort, streaming   ... upd* <abort> message_end(A' aborted) turn_end agent_end
+    abort, tools       ... tool ends ("Tool execution aborted" for unfinished) turn_end(A1, R)
+                       turn_start message_start(A2 aborted) message_end(A2) turn_end agent_end
+    turn limit         ... turn_end(An, R) turn_start message_start(L) message_end(L error) turn_end agent_end
+    cut-off tool args  ... upd[tool_call_*]* message_end(A' error) turn_end agent_end   (no tool events)
+    listener raised    ... upd <raise> message_end(A' error "listener f failed: ...") turn_end agent_end
+    retry first        ... message_start(A) upd[retry] upd[text_start] ...  (one message_start)
+    steering (early)   turn 1: message_start/end(U) message_start/end(S) message_start(A) ...
+    steering (tools)   ... turn_end(A1, R) turn_start message_start/end(S) message_start(A2) ...
+    follow-ups         ... turn_end(A) turn_start message_start/end(F) message_start(A2) ...
+    continue_          agent_start turn_start message_start(A) ...   (no user events)
 """
 
 from __future__ import annotations
