@@ -28,6 +28,10 @@
 //! fragment; tool calls stay open until finalization (at `[DONE]` or end of body), where they end
 //! in content-index order with parsed arguments. On an error, open tool calls end with their raw
 //! `partial_json` and their block is marked `invalid` (they must never run).
+//!
+//! Modules: `wire` (typed lenient chunk view), `delta` (payload → choice → delta fields),
+//! `tools` (tool-call assembly), `usage` (§3.5), `errors` (§2.4 shapes, §3.4 table, §3.6
+//! messages), `completion` (§3.7 non-streaming body).
 
 mod completion;
 mod delta;

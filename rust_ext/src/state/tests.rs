@@ -276,3 +276,18 @@ fn thinking_signature_is_kept_from_the_first_field() {
         }]
     );
 }
+
+#[test]
+fn duplicate_keys_and_non_object_payloads_do_not_end_the_stream() {
+    let mut p = ChunkProcessor::new(config(OAI));
+    let mut out = Vec::new();
+    // serde's derive rejects a repeated key; the slow path reads it like a JSON parser (last wins).
+    let dup =
+        r#"{"choices":[{"delta":{"content":"lost"}}],"choices":[{"delta":{"content":"kept"}}]}"#;
+    p.on_sse_data(dup, false, &mut out);
+    p.on_sse_data("[1, 2]", false, &mut out);
+    p.on_sse_data("\"hello\"", false, &mut out);
+    assert!(!p.is_finished());
+    assert_eq!(texts(&p.message().blocks), ["text:kept"]);
+    assert_eq!(p.diagnostics().oddities, 2);
+}
