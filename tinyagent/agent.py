@@ -312,12 +312,14 @@ class Agent:
         run = self._begin_run(_BUSY_PROMPT, prompts, outbox=True)
         outbox = run.outbox
         assert outbox is not None and run.task is not None
+        ended = False
         try:
             while True:
                 while outbox:
                     event = outbox.popleft()
+                    ended = isinstance(event, AgentEndEvent)
                     yield event
-                    if isinstance(event, AgentEndEvent):
+                    if ended:
                         return
                 if run.task.done():
                     return
@@ -327,8 +329,10 @@ class Agent:
                 finally:
                     run.waiter = None
         finally:
+            # Closed early (aclose(), break): abort; either way the run's cleanup is awaited.
             if not run.task.done():
-                abort_run(run)
+                if not ended:
+                    abort_run(run)
                 await asyncio.wait({run.task})
 
     async def stream_text(
