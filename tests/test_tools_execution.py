@@ -431,4 +431,6 @@ def test_end_event_carries_the_tools_result_object_and_bad_content_is_an_error()
     result = run(execute_tool_calls(tools, message, None, stream))
     ends = [e for e in events if e.type == "tool_execution_end"]
     assert ends[0].result is returned and result.tool_results[0].details == {"rows": 2}
-    assert ends[1].is_error and text(result.tool_results[1]).startswith("Tool bad returned invalid content: ")
+    assert ends[1].is_error and text(result.tool_results[1]).startswith(
+        "Tool bad returned invalid content: "
+    )
