@@ -228,40 +228,66 @@ fn parse_user_parts(
     Ok(parts)
 }
 
+/// The same checks, with the same reasons, as the Python boundary (`alchemy_provider`), which
+/// normally catches these first.
 fn image_url(obj: &Obj, images: ImageSupport) -> Result<&str, String> {
     opt_str(obj, "mime_type")?;
     let url = opt_str(obj, "url")?
-        .ok_or("an image block needs a 'url' (an http(s) URL or a data: URL)")?;
+        .filter(|u| !u.trim().is_empty())
+        .ok_or("image block has no URL")?;
     let scheme_end = url.find(':').unwrap_or(0);
     let scheme = &url[..scheme_end];
     if scheme.eq_ignore_ascii_case("data") {
-        check_data_url(&url[scheme_end + 1..])?;
+        check_data_url(url)?;
         return Ok(url);
     }
-    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
-        if images == ImageSupport::DataOnly {
-            return Err(
-                "the anthropic-messages api cannot carry image URLs; use a data: URL".to_string(),
-            );
-        }
-        if url[scheme_end + 1..].starts_with("//") && url.len() > scheme_end + 3 {
-            return Ok(url);
-        }
+    let after = &url[scheme_end + 1..];
+    let has_host = after
+        .strip_prefix("//")
+        .is_some_and(|rest| !rest.starts_with(['/', '?', '#']) && !rest.is_empty());
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) || !has_host {
+        return Err("image URL must be an http(s) URL or a data:<mime>;base64,... URL".to_string());
     }
-    Err("image url must be an http(s) URL or a data:image/<type>;base64,... URL".to_string())
+    if images == ImageSupport::DataOnly {
+        return Err(
+            "the anthropic-messages API cannot carry image URLs; use a data: URL".to_string(),
+        );
+    }
+    Ok(url)
 }
 
-/// `image/<type>;base64,<payload>` after `data:`. The payload is not decoded: it can be megabytes
-/// and the server reports a corrupt image far more precisely than we could.
-fn check_data_url(rest: &str) -> Result<(), String> {
-    let bad = || "data URL must look like data:image/<type>;base64,<data>".to_string();
-    let (header, payload) = rest.split_once(',').ok_or_else(bad)?;
-    let mime = header.strip_suffix(";base64").ok_or_else(bad)?;
-    let subtype = mime.strip_prefix("image/").ok_or_else(bad)?;
-    if subtype.is_empty() || payload.is_empty() {
-        return Err(bad());
+/// `data:<mime>[;param...];base64,<payload>` with an `image/` mime and strict base64.
+fn check_data_url(url: &str) -> Result<(), String> {
+    let malformed = || "malformed data URL: expected data:<mime>;base64,<data>".to_string();
+    let (header, payload) = url[5..].split_once(',').ok_or_else(malformed)?;
+    let params = header.strip_suffix(";base64").ok_or_else(malformed)?;
+    let mime = params.split(';').next().unwrap_or("");
+    if mime.is_empty() {
+        return Err(malformed());
+    }
+    let mime = mime.trim().to_lowercase();
+    if !mime.starts_with("image/") {
+        return Err(format!("data URL is not an image: {mime}"));
+    }
+    if payload.is_empty() {
+        return Err("data URL has no image data".to_string());
+    }
+    if !is_strict_base64(payload.as_bytes()) {
+        return Err("data URL payload is not valid base64".to_string());
     }
     Ok(())
+}
+
+/// Alphabet, padding and length check without decoding (the payload can be megabytes).
+fn is_strict_base64(data: &[u8]) -> bool {
+    let body = data
+        .strip_suffix(b"==")
+        .or_else(|| data.strip_suffix(b"="))
+        .unwrap_or(data);
+    data.len() % 4 == 0
+        && body
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
 fn parse_assistant_block(

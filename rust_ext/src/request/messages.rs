@@ -93,7 +93,7 @@ fn user_message(parts: &[UserPart<'_>], marker: Option<&Value>) -> Value {
     let mut last_text = None;
     for part in parts {
         match part {
-            UserPart::Text { text, .. } if text.is_empty() => {}
+            UserPart::Text { text: "", .. } => {}
             UserPart::Text { text, .. } => {
                 last_text = Some(wire.len());
                 wire.push(text_part(clean_text(text)));

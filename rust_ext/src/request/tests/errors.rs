@@ -292,39 +292,60 @@ fn image_urls_are_checked_at_the_boundary() {
                                                           {"type": "image", "url": url}]}),
         )
     };
-    let shape = "invalid context: messages[0].content[1]: image url must be an http(s) URL or a data:image/<type>;base64,... URL";
-    assert_eq!(image(json!("ftp://x/y.png")), shape);
-    assert_eq!(image(json!("/tmp/y.png")), shape);
-    assert_eq!(image(json!("https:")), shape);
-    let data = "invalid context: messages[0].content[1]: data URL must look like data:image/<type>;base64,<data>";
-    assert_eq!(image(json!("data:text/plain;base64,aGk=")), data);
-    assert_eq!(image(json!("data:image/png,raw")), data);
-    assert_eq!(image(json!("data:image/png;base64,")), data);
+    let at = |reason: &str| format!("invalid context: messages[0].content[1]: {reason}");
+    let shape = at("image URL must be an http(s) URL or a data:<mime>;base64,... URL");
+    for bad in [
+        "ftp://x/y.png",
+        "/tmp/y.png",
+        "https:",
+        "https://",
+        "http:///path",
+        "x",
+    ] {
+        assert_eq!(image(json!(bad)), shape, "{bad}");
+    }
+    let malformed = at("malformed data URL: expected data:<mime>;base64,<data>");
+    assert_eq!(image(json!("data:image/png,raw")), malformed);
+    assert_eq!(image(json!("data:;base64,aGk=")), malformed);
+    assert_eq!(image(json!("data:image/png;base64")), malformed);
     assert_eq!(
-        image(Value::Null),
-        "invalid context: messages[0].content[1]: an image block needs a 'url' (an http(s) URL or a data: URL)"
+        image(json!("data:text/plain;base64,aGk=")),
+        at("data URL is not an image: text/plain")
     );
+    assert_eq!(
+        image(json!("data:image/png;base64,")),
+        at("data URL has no image data")
+    );
+    for bad in ["aGk", "aG k", "a===", "aGk=\n", "aGk*"] {
+        assert_eq!(
+            image(json!(format!("data:image/png;base64,{bad}"))),
+            at("data URL payload is not valid base64")
+        );
+    }
+    assert_eq!(image(Value::Null), at("image block has no URL"));
+    assert_eq!(image(json!(" ")), at("image block has no URL"));
     let in_tool_result = json!({"role": "tool_result", "tool_call_id": "c", "content": [
         {"type": "image", "url": "file:///etc/passwd"}]});
     assert_eq!(
         context_error(ctx(json!([user("a"), in_tool_result]))),
-        "invalid context: messages[1].content[0]: image url must be an http(s) URL or a data:image/<type>;base64,... URL"
+        "invalid context: messages[1].content[0]: image URL must be an http(s) URL or a data:<mime>;base64,... URL"
     );
 }
 
 #[test]
-fn the_anthropic_path_rejects_image_urls_but_takes_data_urls() {
-    let m = model("anthropic", "anthropic-messages");
-    let msg =
-        |url: &str| ctx(json!([{"role": "user", "content": [{"type": "image", "url": url}]}]));
-    assert_eq!(
-        input_error(&m, &msg("https://x/y.png"), &with_key()),
-        "invalid context: messages[0].content[0]: the anthropic-messages api cannot carry image URLs; use a data: URL"
-    );
-    assert_eq!(
-        plan(&m, &msg("data:image/png;base64,iVBO"), &with_key()).start_error,
-        None
-    );
+fn data_urls_with_parameters_and_padding_are_accepted() {
+    for url in [
+        "data:image/png;base64,iVBORw==",
+        "DATA:Image/PNG;name=a.png;base64,iVBORw0=",
+        "data:image/svg+xml;base64,PHN2Zz4=",
+    ] {
+        let c = ctx(json!([{"role": "user", "content": [{"type": "image", "url": url}]}]));
+        assert_eq!(
+            plan(&model("local", ""), &c, &Value::Null).start_error,
+            None,
+            "{url}"
+        );
+    }
 }
 
 #[test]
