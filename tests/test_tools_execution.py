@@ -434,3 +434,18 @@ def test_end_event_carries_the_tools_result_object_and_bad_content_is_an_error()
     assert ends[1].is_error and text(result.tool_results[1]).startswith(
         "Tool bad returned invalid content: "
     )
+
+
+def test_undeclared_draft_07_tuple_items_fall_back_to_draft_07():
+    schema = {
+        "type": "object",
+        "properties": {
+            "point": {"type": "array", "items": [{"type": "number"}, {"type": "number"}]}
+        },
+    }
+    tool = AgentTool(name="plot", parameters=schema)
+    assert validate_tool_arguments(tool, call(name="plot", arguments={"point": [1, 2]})) == {
+        "point": [1, 2]
+    }
+    with pytest.raises(ToolArgumentsError, match=r"/point/1: 'y' is not of type 'number'"):
+        validate_tool_arguments(tool, call(name="plot", arguments={"point": [1, "y"]}))

@@ -2,7 +2,8 @@
 
 The validator class follows the schema's ``$schema`` (draft-07 schemas declared as such validate
 as draft-07); undeclared schemas use JSON Schema 2020-12, under which the common draft-07 forms
-(``definitions`` refs, ``required``, ``enum``) behave the same.
+(``definitions`` refs, ``required``, ``enum``) behave the same, and fall back to draft-07 when
+2020-12 rejects them (``items`` given as a list).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
@@ -92,7 +93,14 @@ def _validator(name: str, schema: dict[str, Any]) -> Any:
         return cached[1]
     try:
         cls = validator_for(schema, default=Draft202012Validator)
-        cls.check_schema(schema)
+        try:
+            cls.check_schema(schema)
+        except SchemaError:
+            if "$schema" in schema:
+                raise
+            # Undeclared draft-07 forms that 2020-12 rejects (``items`` as a list): use draft-07.
+            cls = Draft7Validator
+            cls.check_schema(schema)
         validator = cls(schema)
     except SchemaError as exc:
         raise ToolArgumentsError(
