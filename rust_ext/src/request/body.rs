@@ -89,9 +89,11 @@ fn tools_field(ctx: &ContextInput<'_>) -> Value {
             if let Some(description) = tool.description {
                 function.insert("description".into(), description.into());
             }
+            // An empty schema is written out in full, as the Python boundary does (contract §8.3):
+            // several servers reject `"parameters": {}`.
             let parameters = match tool.parameters {
-                Some(p) => Value::Object(p.clone()),
-                None => json!({"type": "object", "properties": {}}),
+                Some(p) if !p.is_empty() => Value::Object(p.clone()),
+                _ => json!({"type": "object", "properties": {}}),
             };
             function.insert("parameters".into(), parameters);
             json!({"type": "function", "function": function})

@@ -121,13 +121,15 @@ fn tools_are_sent_without_strict_and_omitted_when_empty() {
     let c = json!({"system_prompt": "", "messages": [user("hi")], "tools": [
         {"name": "sum", "description": "Add numbers", "label": "Sum",
          "parameters": {"type": "object", "properties": {"a": {"type": "number"}}}},
-        {"name": "now"}]});
+        {"name": "now"}, {"name": "ping", "description": "", "parameters": {}}]});
     assert_eq!(
         body(&model("local", ""), &c, &Value::Null)["tools"],
         json!([
             {"type": "function", "function": {"name": "sum", "description": "Add numbers",
              "parameters": {"type": "object", "properties": {"a": {"type": "number"}}}}},
             {"type": "function", "function": {"name": "now",
+             "parameters": {"type": "object", "properties": {}}}},
+            {"type": "function", "function": {"name": "ping", "description": "",
              "parameters": {"type": "object", "properties": {}}}},
         ])
     );
