@@ -563,3 +563,15 @@ def test_agent_loop_needs_a_running_loop():
     config = AgentLoopConfig(model=scripted_model(), convert_to_llm=default_convert_to_llm)
     with pytest.raises(RuntimeError):
         agent_loop([UserMessage(content=[TextContent(text="x")])], AgentContext(), config)
+
+
+@pytest.mark.parametrize("failing", ["transform_context", "convert_to_llm", "get_api_key"])
+def test_failing_context_callbacks_become_error_messages(failing):
+    def broken(*args):
+        raise ValueError(f"{failing} broke")
+
+    agent, stream_fn, rec = scripted_agent(["never"], **{failing: broken})
+    reply = run(agent.prompt("x"))
+    assert reply.stop_reason == "error" and reply.error_message == f"{failing} broke"
+    assert stream_fn.calls == []
+    assert rec.labels[-4:] == ["message_start", "message_end", "turn_end", "agent_end"]

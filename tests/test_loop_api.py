@@ -232,3 +232,34 @@ def test_poll_failure_ends_the_run_with_an_error_message():
         "turn_end",
         "agent_end",
     ]
+
+
+def test_unexpected_internal_failure_still_ends_the_run():
+    fn = ScriptedStreamFn(["fine"])
+
+    async def main():
+        stream = create_agent_stream()
+        events = []
+        failed = []
+
+        def push(event):
+            if event.type == "turn_end" and not failed:
+                failed.append(event)
+                raise RuntimeError("push failed")
+            events.append(event)
+
+        stream.push = push
+        context = AgentContext(messages=[user("x")])
+        await run_loop(context, [context.messages[0]], config(), None, stream, fn)
+        return events
+
+    events = run(main())
+    closing = events[-1].messages[-1]
+    assert closing.stop_reason == "error" and closing.error_message == "RuntimeError: push failed"
+    assert [e.type for e in events][-5:] == [
+        "turn_start",
+        "message_start",
+        "message_end",
+        "turn_end",
+        "agent_end",
+    ]
