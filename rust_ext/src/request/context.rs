@@ -25,9 +25,10 @@ pub(crate) enum UserPart<'a> {
 pub(crate) struct ToolCallInput<'a> {
     pub id: &'a str,
     pub name: &'a str,
-    /// A call whose arguments never parsed has `{}` here (its raw text stays in `partial_json`,
-    /// which is not sent), so it goes out as `"{}"` (wire §1.2).
     pub arguments: Option<&'a Obj>,
+    /// `partial_json` was kept: the arguments never parsed, and the call goes out with `"{}"`
+    /// whatever best-effort `arguments` it carries (wire §1.2).
+    pub unparsed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -317,6 +318,7 @@ fn parse_assistant_block(
                 id,
                 name,
                 arguments,
+                unparsed: field(obj, "partial_json").is_some(),
             })))
         }
         "image" => Err("image blocks are not allowed in assistant messages".to_string()),

@@ -231,8 +231,10 @@ fn assistant_message<'a>(
             AssistantBlock::Thinking(_) => {}
             AssistantBlock::ToolCall(call) => {
                 let arguments = match call.arguments {
-                    Some(args) => serde_json::to_string(args).expect("a JSON map serializes"),
-                    None => "{}".to_string(),
+                    Some(args) if !call.unparsed => {
+                        serde_json::to_string(args).expect("a JSON map serializes")
+                    }
+                    _ => "{}".to_string(),
                 };
                 wire_calls.push(json!({
                     "id": call.id,

@@ -103,8 +103,8 @@ fn assistant_text_tool_calls_and_dropped_turns() {
         ),
         user("q2"),
         assistant(json!([call("c1", "read", json!({"path": "a b", "n": 1})),
-                         {"type": "tool_call", "id": "c2", "name": "ls", "arguments": {},
-                          "partial_json": "{\"pa"}])),
+                         {"type": "tool_call", "id": "c2", "name": "ls", "arguments": {"pa": 1},
+                          "partial_json": "{\"pa\": 1, \"q"}])),
         result(
             "c1",
             json!([{"type": "text", "text": "A"}, {"type": "text", "text": "B"}])
