@@ -83,6 +83,9 @@ async def stream_assistant_response(
         watch.stop()
         await aclose_quietly(response)
         return call.close_failed(exc)
+    except BaseException:  # KeyboardInterrupt, SystemExit: leave no watcher behind
+        watch.stop()
+        raise
     else:
         watch.stop()
     if final is None:  # aborted while streaming: stop reading, close the HTTP stream
