@@ -205,7 +205,9 @@ fn parse_user_parts(
         let part = match kind {
             "text" => {
                 let marker = match field(obj, "cache_control") {
+                    // `CacheControl()` with no type dumps as `{}`: not a breakpoint.
                     None => None,
+                    Some(Value::Object(m)) if m.is_empty() => None,
                     Some(m @ Value::Object(_)) => Some(m),
                     Some(_) => return Err(at(j, "'cache_control' must be a dict".to_string())),
                 };

@@ -61,6 +61,7 @@ fn markers_outside_user_text_are_stripped_and_trigger_nothing() {
         {"role": "tool_result", "tool_call_id": "c", "content": [
             {"type": "text", "text": "r", "cache_control": {"type": "ephemeral"}}]},
         {"role": "user", "content": [{"type": "text", "text": "", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "user", "content": [{"type": "text", "text": "u", "cache_control": {}}]},
     ]});
     let body = String::from_utf8(plan(&openrouter(), &c, &with_key()).body).unwrap();
     assert!(!body.contains("cache_control"), "{body}");
