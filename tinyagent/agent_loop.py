@@ -272,6 +272,9 @@ class _RunControl:
             logger.exception("%s failed", label)
             self.failure = f"{label} failed: {type(exc).__name__}: {exc}"
             return None
+        except BaseException:
+            watch.stop()
+            raise
         if watch.stop():
             self.must_close = True
         return value
