@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 import pytest
@@ -148,3 +149,26 @@ def test_start_error_is_raised_by_drain_and_wakes_the_loop(
     assert notifier.take_ready() == [5]
     with pytest.raises(RuntimeError, match="^failed to start openai-completions stream: "):
         handle.drain()
+
+
+def test_many_slow_streams_hold_no_executor_slot() -> None:
+    """R11: 256 paced streams drained on one loop; the default executor stays free."""
+    reply = Reply(text=" ".join(["tok"] * 20), chunking="words", delay=0.05)
+
+    async def main(url: str) -> float:
+        handles = {token: _alchemy.openai_completions_stream(model_for(url), CONTEXT, options())
+                   for token in range(256)}
+        task = asyncio.ensure_future(drain_all(handles))
+        await asyncio.sleep(0.3)  # every stream is in flight
+        started = time.monotonic()
+        await asyncio.to_thread(int)
+        probe = time.monotonic() - started
+        batches = await task
+        assert all(b[-1][0] == "done" for b in batches.values())
+        assert all("".join(t[2] for t in b if t[0] == "text_delta") == reply.text
+                   for b in batches.values())
+        return probe
+
+    with ModelServer(reply) as server:
+        probe = asyncio.run(main(server.url))
+    assert probe < 3.0

@@ -223,3 +223,25 @@ def test_error_message_keeps_text_and_api_is_reported() -> None:
     assert final["stop_reason"] == "error"
     assert final["error_message"] == "provider error 502: Upstream overloaded"
     assert final["content"] and final["content"][0]["type"] == "text"
+
+
+def test_json_completion_becomes_the_normal_event_sequence() -> None:
+    from tinyagent.testing import Fault
+
+    reply = Reply(text="json answer", reasoning="why", fault=Fault.json_reply())
+    with ModelServer(ScriptedBrain([reply])) as server:
+        out = _alchemy.collect_openai_completions(model_for(server.url), CONTEXT, options())
+    assert [e["type"] for e in out["events"]] == [
+        "start", "thinking_start", "thinking_delta", "thinking_end",
+        "text_start", "text_delta", "text_end", "done"]
+    assert out["final_message"]["content"][1]["text"] == "json answer"
+
+
+def test_utf8_split_across_reads_stays_intact() -> None:
+    from tinyagent.testing import Fault
+
+    text = "héllo 世界 — 🎉🧪 ok"
+    with ModelServer(ScriptedBrain([Reply(text=text, fault=Fault.multibyte_split())])) as server:
+        out = _alchemy.collect_openai_completions(model_for(server.url), CONTEXT, options())
+    assert "".join(e["delta"] for e in out["events"] if e["type"] == "text_delta") == text
+    assert out["final_message"]["content"][0]["text"] == text

@@ -7,14 +7,14 @@
 //! `next()` (there is no connect timeout); R17 parses the status out of the crate's error text.
 
 mod convert;
+mod errors;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use alchemy_llm::types::{
-    AnthropicMessages, AssistantMessage, AssistantMessageEvent as Crate, Content, Context, Model,
-    StopReasonSuccess,
+    AnthropicMessages, AssistantMessageEvent as Crate, Content, Context, Model, StopReasonSuccess,
 };
 use alchemy_llm::OpenAICompletionsOptions;
 use futures_util::{FutureExt, StreamExt};
@@ -22,11 +22,12 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::transport::queue::{Queued, StreamQueue};
-use crate::transport::{errors, log, ABORTED_MESSAGE};
+use crate::transport::{errors as transport_errors, log, ABORTED_MESSAGE};
 use crate::types::{
     scrub_key, Block, ErrorReason, Event, MessageState, RequestPlan, StopReason, ThinkingSource,
     Timeouts, Usage,
 };
+use errors::{describe_error, usage};
 
 /// The crate names no wire field for Anthropic thinking; this is the closest signature we have.
 const THINKING_SOURCE: ThinkingSource = ThinkingSource::Reasoning;
@@ -135,9 +136,9 @@ impl Driver {
                     if retryable && !self.started && self.retries < self.max_retries =>
                 {
                     self.retries += 1;
-                    let delay = errors::backoff(self.retries);
+                    let delay = transport_errors::backoff(self.retries);
                     let reason = scrub_key(&message, self.api_key.as_deref());
-                    log::info(errors::retry_log_line(
+                    log::info(transport_errors::retry_log_line(
                         &reason,
                         delay,
                         self.retries,
@@ -181,12 +182,15 @@ impl Driver {
             };
         loop {
             let (limit, timeout_message) = if self.started {
-                (self.timeouts.idle, errors::idle_timeout(self.timeouts.idle))
+                (
+                    self.timeouts.idle,
+                    transport_errors::idle_timeout(self.timeouts.idle),
+                )
             } else {
                 let message = format!(
                     "no response from {} within {}s (first-byte timeout)",
                     self.host,
-                    errors::secs(self.timeouts.first_byte)
+                    transport_errors::secs(self.timeouts.first_byte)
                 );
                 (self.timeouts.first_byte, message)
             };
@@ -459,65 +463,5 @@ impl Driver {
         self.msg.error_message = Some(message.clone());
         self.emit(Event::Error { reason, message });
         self.flush();
-    }
-}
-
-fn usage(message: &AssistantMessage) -> Usage {
-    let u = &message.usage;
-    Usage {
-        input: u.input.into(),
-        output: u.output.into(),
-        cache_read: u.cache_read.into(),
-        cache_write: u.cache_write.into(),
-        total_tokens: u.total_tokens.into(),
-        cost_input: u.cost.input,
-        cost_output: u.cost.output,
-        cost_cache_read: u.cost.cache_read,
-        cost_cache_write: u.cost.cache_write,
-        cost_total: u.cost.total,
-    }
-}
-
-/// The crate's error text → (our message, retryable). Its HTTP errors read
-/// `API returned error: <status> - <body>` (wire.md §4.2 item 16); anything before the first
-/// event that is not an HTTP status is a connection failure, which R17 retries.
-fn describe_error(raw: &str, started: bool) -> (String, bool) {
-    let parsed = raw
-        .strip_prefix("API returned error: ")
-        .and_then(|rest| rest.split_once(" - "))
-        .and_then(|(status, body)| {
-            let status = reqwest::StatusCode::from_u16(status.trim().parse().ok()?).ok()?;
-            Some((status, body))
-        });
-    match parsed {
-        Some((status, body)) => (
-            errors::http_status(status, body.as_bytes()),
-            errors::is_retryable_status(status),
-        ),
-        None if !started => (raw.to_string(), true),
-        None => (format!("stream interrupted: {raw}"), false),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::describe_error;
-
-    #[test]
-    fn crate_errors_become_contract_messages() {
-        let (message, retry) = describe_error(
-            r#"API returned error: 429 - {"type":"error","error":{"type":"rate_limit_error","message":"Slow down"}}"#,
-            false,
-        );
-        assert_eq!(message, "HTTP 429 Too Many Requests: Slow down");
-        assert!(retry);
-        let (message, retry) = describe_error("API returned error: 500 - boom", false);
-        assert_eq!(message, "HTTP 500 Internal Server Error: boom");
-        assert!(!retry);
-        let (_, retry) = describe_error("HTTP error: connection refused", false);
-        assert!(retry);
-        let (message, retry) = describe_error("HTTP error: reset", true);
-        assert_eq!(message, "stream interrupted: HTTP error: reset");
-        assert!(!retry);
     }
 }

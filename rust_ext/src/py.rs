@@ -5,6 +5,7 @@
 //! between slices (R15): Ctrl-C cancels the stream and raises `KeyboardInterrupt`.
 
 mod convert;
+mod events;
 mod notifier;
 mod partial;
 
@@ -15,13 +16,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
-use pyo3::{intern, IntoPyObjectExt};
+use pyo3::types::{PyDict, PyList};
 use tokio_util::sync::CancellationToken;
 
 use crate::transport::{self, log, queue::Queued, queue::StreamQueue};
-use crate::types::{ApiKind, Event, RequestPlan};
-use convert::{input_dict, message_dict, tool_call_dict, MessageMeta};
+use crate::types::{ApiKind, RequestPlan};
+use convert::{input_dict, message_dict, MessageMeta};
 pub use notifier::Notifier;
 use partial::Partial;
 
@@ -175,7 +175,16 @@ impl StreamHandle {
             {
                 let mut c = self.lock(py);
                 if let Some(item) = c.pending.pop_front() {
-                    return self.event_dict(py, &mut c, item).map(Some);
+                    let terminal = item.event.is_terminal();
+                    let partial = c.partial.as_ref().map(|p| p.dict(py).clone());
+                    let dict = events::event_dict(py, item, partial.as_ref(), || {
+                        self.final_dict(py, &mut c)
+                    })?;
+                    if terminal {
+                        c.finished = true;
+                        c.pending.clear();
+                    }
+                    return Ok(Some(dict));
                 }
                 if c.finished {
                     return Ok(None);
@@ -201,117 +210,6 @@ impl StreamHandle {
         }
     }
 
-    /// The event dict of api-contract §10.3.
-    fn event_dict<'py>(
-        &self,
-        py: Python<'py>,
-        c: &mut Consumer,
-        item: Queued,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        let partial = c.partial.as_ref().map(|p| p.dict(py).clone());
-        let with_partial = |d: &Bound<'py, PyDict>| -> PyResult<()> {
-            if let Some(p) = &partial {
-                d.set_item(intern!(py, "partial"), p)?;
-            }
-            Ok(())
-        };
-        let ci_key = intern!(py, "content_index");
-        let type_key = intern!(py, "type");
-        match &item.event {
-            Event::Start => {
-                d.set_item(type_key, intern!(py, "start"))?;
-                with_partial(&d)?;
-            }
-            Event::TextStart { ci } | Event::ThinkingStart { ci } => {
-                let kind = if matches!(item.event, Event::TextStart { .. }) {
-                    intern!(py, "text_start")
-                } else {
-                    intern!(py, "thinking_start")
-                };
-                d.set_item(type_key, kind)?;
-                d.set_item(ci_key, ci)?;
-                with_partial(&d)?;
-            }
-            Event::TextDelta { ci, delta }
-            | Event::ThinkingDelta { ci, delta }
-            | Event::ToolCallDelta { ci, delta } => {
-                let kind = match item.event {
-                    Event::TextDelta { .. } => intern!(py, "text_delta"),
-                    Event::ThinkingDelta { .. } => intern!(py, "thinking_delta"),
-                    _ => intern!(py, "tool_call_delta"),
-                };
-                d.set_item(type_key, kind)?;
-                d.set_item(ci_key, ci)?;
-                d.set_item(intern!(py, "delta"), delta)?;
-                with_partial(&d)?;
-            }
-            Event::TextEnd { ci, content } | Event::ThinkingEnd { ci, content } => {
-                let kind = if matches!(item.event, Event::TextEnd { .. }) {
-                    intern!(py, "text_end")
-                } else {
-                    intern!(py, "thinking_end")
-                };
-                d.set_item(type_key, kind)?;
-                d.set_item(ci_key, ci)?;
-                d.set_item(intern!(py, "content"), content)?;
-                with_partial(&d)?;
-            }
-            Event::ToolCallStart { ci, id, name } => {
-                d.set_item(type_key, intern!(py, "tool_call_start"))?;
-                d.set_item(ci_key, ci)?;
-                let empty = serde_json::Value::Object(Default::default());
-                d.set_item(
-                    intern!(py, "tool_call"),
-                    tool_call_dict(py, id, name, &empty, None)?,
-                )?;
-                with_partial(&d)?;
-            }
-            Event::ToolCallEnd {
-                ci,
-                id,
-                name,
-                arguments,
-                partial_json,
-            } => {
-                d.set_item(type_key, intern!(py, "tool_call_end"))?;
-                d.set_item(ci_key, ci)?;
-                d.set_item(
-                    intern!(py, "tool_call"),
-                    tool_call_dict(py, id, name, arguments, partial_json.as_deref())?,
-                )?;
-                with_partial(&d)?;
-            }
-            Event::Done { reason } => {
-                d.set_item(type_key, intern!(py, "done"))?;
-                d.set_item(intern!(py, "reason"), reason.as_str())?;
-                d.set_item(intern!(py, "message"), self.final_dict(py, c)?)?;
-                c.finished = true;
-            }
-            Event::Error { reason, .. } => {
-                d.set_item(type_key, intern!(py, "error"))?;
-                d.set_item(intern!(py, "reason"), reason.as_str())?;
-                d.set_item(intern!(py, "error"), self.final_dict(py, c)?)?;
-                c.finished = true;
-            }
-            Event::Retry {
-                attempt,
-                delay,
-                reason,
-            } => {
-                d.set_item(type_key, intern!(py, "retry"))?;
-                d.set_item(intern!(py, "attempt"), attempt)?;
-                d.set_item(intern!(py, "delay"), delay)?;
-                d.set_item(intern!(py, "reason"), reason)?;
-                with_partial(&d)?;
-            }
-        }
-        if c.finished {
-            c.pending.clear();
-        }
-        Ok(d)
-    }
-
     fn result_impl<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         flush_logs(py);
         self.check_started()?;
@@ -323,118 +221,6 @@ impl StreamHandle {
             let queue = self.queue.clone();
             self.wait_slice(py, move || queue.wait_for_final(POLL))?;
         }
-    }
-
-    /// One compact tuple of the batch interface (docs/design.md).
-    fn batch_tuple<'py>(
-        &self,
-        py: Python<'py>,
-        c: &mut Consumer,
-        item: Queued,
-    ) -> PyResult<Bound<'py, PyTuple>> {
-        let none = || py.None().into_bound(py);
-        let (kind, ci, a, b): (
-            &Bound<'py, PyString>,
-            Option<usize>,
-            Bound<'py, PyAny>,
-            Bound<'py, PyAny>,
-        ) = match item.event {
-            Event::Start => (
-                intern!(py, "start"),
-                None,
-                convert::empty_message(py, &self.meta)?.into_any(),
-                none(),
-            ),
-            Event::TextStart { ci } => (intern!(py, "text_start"), Some(ci), none(), none()),
-            Event::ThinkingStart { ci } => (
-                intern!(py, "thinking_start"),
-                Some(ci),
-                item.thinking_signature
-                    .map(|s| s.as_str())
-                    .into_bound_py_any(py)?,
-                none(),
-            ),
-            Event::TextDelta { ci, delta } => (
-                intern!(py, "text_delta"),
-                Some(ci),
-                PyString::new(py, &delta).into_any(),
-                none(),
-            ),
-            Event::ThinkingDelta { ci, delta } => (
-                intern!(py, "thinking_delta"),
-                Some(ci),
-                PyString::new(py, &delta).into_any(),
-                none(),
-            ),
-            Event::ToolCallDelta { ci, delta } => (
-                intern!(py, "tool_call_delta"),
-                Some(ci),
-                PyString::new(py, &delta).into_any(),
-                none(),
-            ),
-            Event::TextEnd { ci, content } => (
-                intern!(py, "text_end"),
-                Some(ci),
-                PyString::new(py, &content).into_any(),
-                none(),
-            ),
-            Event::ThinkingEnd { ci, content } => (
-                intern!(py, "thinking_end"),
-                Some(ci),
-                PyString::new(py, &content).into_any(),
-                none(),
-            ),
-            Event::ToolCallStart { ci, id, name } => (
-                intern!(py, "tool_call_start"),
-                Some(ci),
-                PyString::new(py, &id).into_any(),
-                PyString::new(py, &name).into_any(),
-            ),
-            Event::ToolCallEnd {
-                ci,
-                id,
-                name,
-                arguments,
-                partial_json,
-            } => (
-                intern!(py, "tool_call_end"),
-                Some(ci),
-                tool_call_dict(py, &id, &name, &arguments, partial_json.as_deref())?.into_any(),
-                none(),
-            ),
-            Event::Done { reason } => {
-                c.finished = true;
-                (
-                    intern!(py, "done"),
-                    None,
-                    PyString::new(py, reason.as_str()).into_any(),
-                    self.final_dict(py, c)?.into_any(),
-                )
-            }
-            Event::Error { reason, .. } => {
-                c.finished = true;
-                (
-                    intern!(py, "error"),
-                    None,
-                    PyString::new(py, reason.as_str()).into_any(),
-                    self.final_dict(py, c)?.into_any(),
-                )
-            }
-            Event::Retry {
-                attempt,
-                delay,
-                reason,
-            } => (
-                intern!(py, "retry"),
-                None,
-                PyString::new(py, &reason).into_any(),
-                (attempt, delay).into_bound_py_any(py)?,
-            ),
-        };
-        PyTuple::new(
-            py,
-            [kind.clone().into_any(), ci.into_bound_py_any(py)?, a, b],
-        )
     }
 }
 
@@ -513,8 +299,12 @@ impl StreamHandle {
         }
         self.queue.take_all(&mut c.pending);
         while let Some(item) = c.pending.pop_front() {
-            list.append(self.batch_tuple(py, &mut c, item)?)?;
-            if c.finished {
+            let terminal = item.event.is_terminal();
+            list.append(events::batch_tuple(py, item, &self.meta, || {
+                self.final_dict(py, &mut c)
+            })?)?;
+            if terminal {
+                c.finished = true;
                 c.pending.clear();
             }
         }

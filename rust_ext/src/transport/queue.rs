@@ -291,3 +291,98 @@ mod wake_fd {
 }
 
 use wake_fd::WakeFd;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{StopReason, Usage};
+
+    fn readable(notifier: &NotifierCore) -> bool {
+        let mut fd = libc::pollfd {
+            fd: notifier.fileno(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        unsafe { libc::poll(&mut fd, 1, 0) == 1 }
+    }
+
+    fn delta(text: &str) -> Queued {
+        Queued::plain(Event::TextDelta {
+            ci: 0,
+            delta: text.to_string(),
+        })
+    }
+
+    fn final_message() -> MessageState {
+        MessageState {
+            blocks: Vec::new(),
+            stop_reason: StopReason::Stop,
+            error_message: None,
+            usage: Usage::default(),
+            timestamp: 0,
+            api: crate::types::ApiKind::OpenAiCompletions,
+            provider: "p".into(),
+            model: "m".into(),
+        }
+    }
+
+    #[test]
+    fn one_wake_per_empty_to_non_empty_transition() {
+        let queue = StreamQueue::new();
+        let notifier = NotifierCore::new().unwrap();
+        queue.attach(notifier.clone(), 3);
+        assert!(!readable(&notifier));
+        queue.push([delta("a")], None);
+        queue.push([delta("b")], None);
+        assert!(readable(&notifier));
+        assert_eq!(notifier.take_ready(), vec![3]);
+        assert!(!readable(&notifier));
+        // Not drained yet: further pushes do not report the token again.
+        queue.push([delta("c")], None);
+        assert!(notifier.take_ready().is_empty());
+        let mut taken = VecDeque::new();
+        queue.take_all(&mut taken);
+        assert_eq!(taken.len(), 3);
+        // Drained: the next push re-arms the wake-up.
+        queue.push([delta("d")], None);
+        assert!(readable(&notifier));
+        assert_eq!(notifier.take_ready(), vec![3]);
+    }
+
+    #[test]
+    fn attach_with_pending_events_marks_at_once_and_tokens_are_per_stream() {
+        let notifier = NotifierCore::new().unwrap();
+        let first = StreamQueue::new();
+        let second = StreamQueue::new();
+        first.push([delta("a")], None);
+        first.attach(notifier.clone(), 1);
+        second.attach(notifier.clone(), 2);
+        second.push([delta("b")], None);
+        let mut tokens = notifier.take_ready();
+        tokens.sort();
+        assert_eq!(tokens, vec![1, 2]);
+    }
+
+    #[test]
+    fn waits_end_with_events_or_the_final_message() {
+        let queue = StreamQueue::new();
+        assert!(!queue.wait_for_event(Duration::from_millis(10)));
+        assert!(queue.wait_for_final(Duration::from_millis(10)).is_none());
+        let producer = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                let done = Queued::plain(Event::Done {
+                    reason: StopReason::Stop,
+                });
+                queue.push([delta("x"), done], Some(final_message()));
+            })
+        };
+        assert!(queue
+            .wait_for_final(Duration::from_secs(3))
+            .is_some_and(|m| m.model == "m"));
+        assert!(queue.wait_for_event(Duration::from_millis(1)));
+        producer.join().unwrap();
+    }
+}
