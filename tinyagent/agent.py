@@ -390,19 +390,28 @@ class Agent:
                     raise RuntimeError(f"Cannot continue from message role: {role}")
             run = Run(loop)
             self._run = run
-        if outbox:
-            run.outbox = deque()
-        state.is_streaming = True
-        state.stream_message = None
-        state.error = None
-        context = AgentContext(
-            system_prompt=state.system_prompt, messages=list(state.messages), tools=state.tools
-        )
-        stream = create_agent_stream()
-        stream.push = make_dispatcher(self, run)  # type: ignore[method-assign,assignment]
-        config = self._loop_config()
-        body = _run_from_prompts(prompts or [], context, config, run.signal, stream, self.stream_fn)
-        run.task = start_run(self._drive(run, body), stream)
+        try:
+            if outbox:
+                run.outbox = deque()
+            context = AgentContext(
+                system_prompt=state.system_prompt, messages=list(state.messages), tools=state.tools
+            )
+            stream = create_agent_stream()
+            stream.push = make_dispatcher(self, run)  # type: ignore[method-assign,assignment]
+            config = self._loop_config()
+            state.is_streaming = True
+            state.stream_message = None
+            state.error = None
+            body = _run_from_prompts(
+                prompts or [], context, config, run.signal, stream, self.stream_fn
+            )
+            run.task = start_run(self._drive(run, body), stream)
+        except BaseException:
+            # Nothing started: release the Agent so the next prompt() is not "already processing".
+            state.is_streaming = False
+            with self._lock:
+                self._run = None
+            raise
         return run
 
     async def _drive(self, run: Run, body: Any) -> None:
