@@ -245,3 +245,12 @@ def test_utf8_split_across_reads_stays_intact() -> None:
         out = _alchemy.collect_openai_completions(model_for(server.url), CONTEXT, options())
     assert "".join(e["delta"] for e in out["events"] if e["type"] == "text_delta") == text
     assert out["final_message"]["content"][0]["text"] == text
+
+
+def test_tolerated_oddities_are_logged_as_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    with ModelServer(ScriptedBrain([Reply(text="fine", finish_reason="mystery")])) as server:
+        with caplog.at_level("WARNING", logger="tinyagent._alchemy"):
+            out = _alchemy.collect_openai_completions(model_for(server.url), CONTEXT, options())
+    assert out["final_message"]["stop_reason"] == "stop"
+    warnings = [r for r in caplog.records if r.name == "tinyagent._alchemy"]
+    assert any("mystery" in r.getMessage() for r in warnings), caplog.text

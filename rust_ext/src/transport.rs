@@ -95,12 +95,6 @@ struct Driver {
     retries: u32,
 }
 
-impl Drop for Driver {
-    fn drop(&mut self) {
-        self.sink.log_diagnostics();
-    }
-}
-
 impl Driver {
     async fn run(mut self) {
         let client = match client::shared_client(self.plan.timeouts.connect) {
@@ -364,6 +358,11 @@ impl Driver {
             })
             .collect();
         let final_message = terminal.then(|| message.clone());
+        if terminal {
+            // Before the terminal event is visible, so the records reach Python no later than
+            // the caller's next call.
+            self.sink.log_diagnostics();
+        }
         self.queue.push(batch, final_message);
     }
 

@@ -4,16 +4,11 @@
 //! refreshed once per batch, and only for the blocks that changed, so the partial may run ahead
 //! of an event within its batch but never lags behind it.
 
+use super::convert::{empty_message, object_to_py, MessageMeta};
+use crate::state::partial_arguments;
+use crate::types::{Event, ThinkingSource};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use serde_json::Value;
-
-use super::convert::{empty_message, object_to_py, MessageMeta};
-use crate::types::{Event, ThinkingSource};
-
-/// Best-effort arguments of an in-progress tool call are only parsed up to this size; above it
-/// they stay `{}` until `tool_call_end` (api-contract §5.3), which keeps long calls O(n).
-const PARTIAL_ARGS_LIMIT: usize = 64 * 1024;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -166,11 +161,9 @@ impl Partial {
                 Kind::Thinking => d.set_item("thinking", &block.text)?,
                 Kind::ToolCall if !block.closed => {
                     d.set_item("partial_json", &block.text)?;
-                    let arguments = if block.text.len() <= PARTIAL_ARGS_LIMIT {
-                        alchemy_llm::parse_streaming_json(&block.text)
-                    } else {
-                        Value::Null
-                    };
+                    // Parsed only up to 64 KiB, `{}` above (api-contract §5.3): long calls
+                    // stay O(n) overall.
+                    let arguments = partial_arguments(&block.text);
                     d.set_item("arguments", object_to_py(py, &arguments)?)?;
                 }
                 Kind::ToolCall => {}
