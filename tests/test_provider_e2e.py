@@ -200,3 +200,50 @@ def test_thousand_slow_streams_on_one_loop_without_starvation() -> None:
     assert executor_wait < LIVENESS
     assert all(count == deltas for count, _ in results)
     assert max(gap for _, gap in results) < LIVENESS
+
+
+def test_agent_runs_a_tool_through_the_provider() -> None:
+    from tinyagent import Agent, AgentOptions, AgentTool, AgentToolResult
+
+    async def add(call_id: str, args: dict, signal: Any, on_update: Any) -> AgentToolResult:
+        return AgentToolResult(content=[TextContent(text=str(args["a"] + args["b"]))])
+
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+        "required": ["a", "b"],
+    }
+
+    async def main(url: str) -> Any:
+        agent = Agent(AgentOptions(stream_fn=stream_alchemy_openai_completions))
+        agent.set_model(model_for(url))
+        agent.set_tools([AgentTool(name="sum", description="Add", parameters=schema, execute=add)])
+        reply = await agent.prompt("Please use sum to add 2 and 40.")
+        return reply, agent.state.messages
+
+    with testing.ModelServer(testing.DemoBrain()) as server:
+        reply, messages = asyncio.run(asyncio.wait_for(main(server.url), LIVENESS))
+    assert [m.role for m in messages] == ["user", "assistant", "tool_result", "assistant"]
+    assert messages[2].content[0].text == "42"
+    assert reply.stop_reason == "stop" and "42" in reply.content[-1].text
+
+
+def test_agent_abort_mid_stream_closes_the_connection() -> None:
+    from tinyagent import Agent, AgentOptions
+
+    async def main(url: str) -> Any:
+        agent = Agent(AgentOptions(stream_fn=stream_alchemy_openai_completions))
+        agent.set_model(model_for(url))
+
+        def on_event(event: Any) -> None:
+            inner = getattr(event, "assistant_message_event", None)
+            if inner is not None and inner.type == "text_delta":
+                agent.abort()
+
+        agent.subscribe(on_event)
+        return await agent.prompt("hello")
+
+    with testing.ModelServer(testing.ScriptedBrain([slow_reply()])) as server:
+        reply = asyncio.run(asyncio.wait_for(main(server.url), LIVENESS))
+        assert server.wait_for_disconnect(LIVENESS)
+    assert reply.stop_reason == "aborted" and reply.error_message == "Request was aborted"
