@@ -130,10 +130,12 @@ async def execute_tool_calls(
     # returned something while being cancelled.
     outcomes: list[_Outcome] = []
     for task in tasks:
-        if task in settled and not task.cancelled() and task.exception() is None:
-            outcomes.append(task.result())
-        else:
+        if task not in settled or task.cancelled():
             outcomes.append(_error(ABORTED_TOOL_TEXT, aborted=True))
+        elif (failure := task.exception()) is not None:  # a failure outside the tool itself
+            outcomes.append(_error(f"{type(failure).__name__}: {failure}"))
+        else:
+            outcomes.append(task.result())
 
     results: list[ToolResultMessage] = []
     for call, outcome in zip(calls, outcomes, strict=True):
