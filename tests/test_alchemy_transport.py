@@ -280,3 +280,52 @@ def test_500_concurrent_streams_complete() -> None:
     assert len(finals) == 500
     assert all(f["stop_reason"] == "stop" for f in finals), {f["error_message"] for f in finals}
     assert all(f["content"][0]["text"] == "concurrent hello" for f in finals)
+
+
+def _redirector(status: str, location: str) -> tuple[str, socket.socket]:
+    """A one-shot server answering every request with a redirect to ``location``."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(f"HTTP/1.1 {status}\r\nLocation: {location}\r\n"
+                             "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/v1/chat/completions", listener
+
+
+def test_method_preserving_redirect_is_followed_with_the_body() -> None:
+    with ModelServer(ScriptedBrain([Reply(text="moved")])) as server:
+        url, listener = _redirector("307 Temporary Redirect", server.url)
+        try:
+            out = collect(url, max_retries=0)
+        finally:
+            listener.close()
+        assert server.requests[0].method == "POST"
+        assert server.requests[0].body["stream"] is True
+    assert out["final_message"]["content"][0]["text"] == "moved"
+
+
+def test_redirect_that_would_drop_the_body_is_an_error() -> None:
+    with ModelServer(ScriptedBrain([Reply(text="never")])) as server:
+        url, listener = _redirector("302 Found", server.url)
+        try:
+            out = collect(url, max_retries=0)
+        finally:
+            listener.close()
+        assert server.requests == []
+    assert out["final_message"]["error_message"] == "HTTP 302 Found"

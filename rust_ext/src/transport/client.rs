@@ -72,6 +72,7 @@ impl ClientKey {
             .http1_only()
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::custom(follow_method_preserving))
             .connect_timeout(connect_timeout);
         let proxies = [
             ("HTTP_PROXY", &self.http),
@@ -93,6 +94,17 @@ impl ClientKey {
         builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    }
+}
+
+/// Only 307/308 keep the method and body of a POST; a 301/302/303 would silently turn the
+/// request into a GET, so it is reported as the HTTP status it is instead.
+fn follow_method_preserving(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
+    const MAX_REDIRECTS: usize = 5;
+    if matches!(attempt.status().as_u16(), 307 | 308) && attempt.previous().len() < MAX_REDIRECTS {
+        attempt.follow()
+    } else {
+        attempt.stop()
     }
 }
 
