@@ -8,7 +8,14 @@ import threading
 import time
 
 import pytest
-from agent_support import ScriptedReply, ScriptedToolCall, run, scripted_agent, sum_tool
+from agent_support import (
+    ScriptedReply,
+    ScriptedStreamFn,
+    ScriptedToolCall,
+    run,
+    scripted_agent,
+    sum_tool,
+)
 
 from tinyagent import (
     AgentToolResult,
@@ -111,7 +118,7 @@ def test_cancelling_the_prompt_task_aborts_completes_and_reraises():
     assert state.messages[-1].stop_reason == "aborted"
     assert not state.is_streaming
     # The agent is usable again at once.
-    agent.stream_fn.__init__(["again"])  # type: ignore[misc]
+    agent.stream_fn = ScriptedStreamFn(["again"])
     assert run(agent.prompt("y")).stop_reason == "stop"
 
 

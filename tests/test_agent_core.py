@@ -10,6 +10,7 @@ import time
 import pytest
 from agent_support import (
     ScriptedReply,
+    ScriptedStreamFn,
     ScriptedToolCall,
     run,
     scripted_agent,
@@ -114,7 +115,7 @@ def test_listeners_called_in_subscription_order_and_subscribe_is_idempotent():
     unsubscribe_second()
     unsubscribe_second()  # idempotent
     calls.clear()
-    agent.stream_fn.__init__(["again"])  # type: ignore[misc]
+    agent.stream_fn = ScriptedStreamFn(["again"])
     run(agent.prompt("y"))
     assert set(calls) == {"first"}
 
