@@ -56,8 +56,8 @@ async def collect(response: AlchemyStreamResponse) -> list[AssistantMessageEvent
     return [event async for event in response]
 
 
-def stream_threads() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name == "tinyagent-stream"}
+def stream_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "tinyagent-stream"}
 
 
 def test_demo_model_reply_through_the_batch_bridge() -> None:
@@ -66,8 +66,11 @@ def test_demo_model_reply_through_the_batch_bridge() -> None:
         events = await collect(response)
         return events, await response.result()
 
+    threads_before = stream_threads()
     with testing.ModelServer(testing.DemoBrain()) as server:
         events, final = asyncio.run(asyncio.wait_for(main(server.url), LIVENESS))
+    # The real handle is drained on the loop: no worker thread was started for it.
+    assert not stream_threads() - threads_before
     types = [e.type for e in events]
     assert types[0] == "start" and types[-1] == "done"
     assert "text_delta" in types
@@ -76,7 +79,6 @@ def test_demo_model_reply_through_the_batch_bridge() -> None:
     assert final.stop_reason == "stop" and events[-1].message == final
     partials = {id(e.partial) for e in events if e.partial is not None}
     assert len(partials) == 1
-    assert not stream_threads()  # the real handle is drained on the loop, no worker thread
 
 
 def test_tool_call_arguments_stream_into_the_partial() -> None:

@@ -297,3 +297,16 @@ def test_key_and_credential_headers_are_scrubbed_from_handle_errors(
     with pytest.raises(RuntimeError) as info:
         run(main())
     assert str(info.value) == "HTTP 401: key *** / *** (attempt 1)"
+
+
+def test_abandoned_stream_leaves_no_worker_thread() -> None:
+    handle = ListHandle([{"type": "start"}, {"type": "text_start", "content_index": 0}])
+
+    async def main() -> threading.Thread:
+        response = AlchemyStreamResponse(_handle=handle)
+        await response.__anext__()  # starts the worker, then the response is dropped
+        return next(t for t in threading.enumerate() if t.name == "tinyagent-stream")
+
+    worker = run(main())
+    worker.join(LIVENESS)
+    assert not worker.is_alive()

@@ -16,7 +16,6 @@ import asyncio
 import itertools
 import json
 import logging
-import queue
 import threading
 import weakref
 from collections import deque
@@ -500,44 +499,61 @@ class HandleWorker:
     """Runs one stream's blocking handle calls on its own thread, one call at a time.
 
     Used for handles without the batch interface (the ``_ALCHEMY_MODULE`` seam, or a loop without
-    ``add_reader``). A waiting stream never occupies a slot of the default executor (R11).
+    ``add_reader``). A waiting stream never occupies a slot of the default executor (R11). The
+    thread exits after :data:`IDLE_EXIT_SECONDS` without work and is started again on demand, so
+    an abandoned stream leaves no thread behind.
     """
+
+    IDLE_EXIT_SECONDS = 1.0
 
     def __init__(self, handle: Any) -> None:
         self._handle = handle
-        self._requests: queue.SimpleQueue[
-            tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop] | None
-        ] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._requests: deque[
+            tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+        ] = deque()
+        self._wakeup = threading.Condition()
+        self._running = False
+        self._stopping = False
 
     async def call(self, method: str) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(
-                target=self._serve, name="tinyagent-stream", daemon=True
-            )
-            self._thread.start()
-        self._requests.put((getattr(self._handle, method), future, loop))
+        with self._wakeup:
+            self._requests.append((getattr(self._handle, method), future, loop))
+            self._stopping = False
+            if self._running:
+                self._wakeup.notify()
+            else:
+                self._running = True
+                threading.Thread(target=self._serve, name="tinyagent-stream", daemon=True).start()
         try:
             return await future
         except asyncio.CancelledError:
             cancel = getattr(self._handle, "cancel", None)
             if callable(cancel):
                 cancel()
+            self.stop()
             raise
 
     def stop(self) -> None:
-        """Let the thread exit after the call in flight, if any."""
-        if self._thread is not None:
-            self._requests.put(None)
-            self._thread = None
+        """Let the thread exit once the queued calls are done."""
+        with self._wakeup:
+            self._stopping = True
+            self._wakeup.notify()
+
+    def _next_request(
+        self,
+    ) -> tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop] | None:
+        with self._wakeup:
+            if not self._requests and not self._stopping:
+                self._wakeup.wait(self.IDLE_EXIT_SECONDS)
+            if not self._requests:
+                self._running = False  # decided under the lock: call() starts a new thread
+                return None
+            return self._requests.popleft()
 
     def _serve(self) -> None:
-        while True:
-            request = self._requests.get()
-            if request is None:
-                return
+        while (request := self._next_request()) is not None:
             function, future, loop = request
             try:
                 outcome: tuple[bool, Any] = (True, function())
@@ -546,7 +562,7 @@ class HandleWorker:
             try:
                 loop.call_soon_threadsafe(_settle, future, outcome)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
-                return
+                pass
 
 
 def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
