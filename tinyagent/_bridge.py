@@ -229,7 +229,7 @@ class PartialBuilder:
     def materialize(self, item: AssistantMessageEvent | BatchItem) -> AssistantMessageEvent:
         if item.__class__ is tuple:
             kind, index, delta, _ = item  # type: ignore[misc]
-            return _delta_event(kind, self.partial, index, delta)
+            return _delta_event(kind, self.partial, index, delta)  # type: ignore[arg-type]
         return item  # type: ignore[return-value]
 
     def _final_message(self, raw: Any) -> AssistantMessage:
