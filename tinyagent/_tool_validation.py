@@ -11,10 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jsonschema import Draft7Validator, Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
-
 from .agent_types import AgentTool, JsonObject, ToolCallContent
 
 #: Compiled validators by the identity of the tool's ``parameters`` dict. The dict is kept in the
@@ -91,6 +87,12 @@ def _validator(name: str, schema: dict[str, Any]) -> Any:
     cached = _VALIDATORS.get(id(schema))
     if cached is not None and cached[0] is schema:
         return cached[1]
+    # Imported on first use: with optional format packages installed (rfc3987-syntax, which
+    # JupyterLab pulls in), importing jsonschema builds a grammar and costs over a second.
+    from jsonschema import Draft7Validator, Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
     try:
         cls = validator_for(schema, default=Draft202012Validator)
         try:
