@@ -14,6 +14,7 @@ import pytest
 
 import tinyagent.agent_types as agent_types
 from tinyagent import alchemy_provider as ap
+from tinyagent._provider_routing import PROVIDER_KEY_ENV
 from tinyagent.agent_types import (
     AgentTool,
     AssistantMessage,
@@ -27,9 +28,9 @@ from tinyagent.agent_types import (
     ToolResultMessage,
     UserMessage,
 )
-from tinyagent.alchemy_provider import OpenAICompatModel
+from tinyagent.alchemy_provider import DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL, OpenAICompatModel
 
-KEY_VARIABLES = sorted({v for names in ap.PROVIDER_KEY_ENV.values() for v in names})
+KEY_VARIABLES = sorted({v for names in PROVIDER_KEY_ENV.values() for v in names})
 
 
 class RecordingCore:
@@ -100,8 +101,8 @@ def test_model_defaults() -> None:
         ("minimax-cn", "minimax-completions", "https://api.minimax.chat/v1/chat/completions"),
         ("anthropic", "anthropic-messages", "https://api.anthropic.com"),
         ("kimi", "anthropic-messages", "https://api.kimi.com/coding"),
-        ("groq", "openai-completions", ap.DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL),
-        ("my-local-vllm", "openai-completions", ap.DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL),
+        ("groq", "openai-completions", DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL),
+        ("my-local-vllm", "openai-completions", DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL),
     ],
 )
 def test_api_and_base_url_inferred_from_provider(provider: str, api: str, base_url: str) -> None:
@@ -113,7 +114,7 @@ def test_explicit_api_and_base_url_are_kept() -> None:
     model = OpenAICompatModel(provider="minimax", api="openai-completions", base_url="http://x/y")
     assert (model.api, model.base_url) == ("openai-completions", "http://x/y")
     assert OpenAICompatModel(provider="kimi", api="openai-completions").base_url == (
-        ap.DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL
+        DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL
     )
 
 

@@ -9,17 +9,13 @@ asyncio bridge of :mod:`tinyagent._bridge`.
 from __future__ import annotations
 
 import asyncio
-import binascii
 import importlib
 import logging
-import os
-import re
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, cast
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, model_validator
+from pydantic import model_validator
 
 from tinyagent._bridge import (
     BatchEventSource,
@@ -29,6 +25,19 @@ from tinyagent._bridge import (
     loop_supports_readers,
     scrubbed_exception,
 )
+from tinyagent._provider_routing import (
+    ANTHROPIC_MESSAGES,
+    DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL,
+    MASK,
+    build_context_dict,
+    canonical_api,
+    credential_headers,
+    default_base_url,
+    infer_api,
+    make_scrubber,
+    reasoning_effort,
+    resolve_api_key,
+)
 from tinyagent.agent_types import (
     AssistantMessage,
     AssistantMessageEvent,
@@ -37,8 +46,6 @@ from tinyagent.agent_types import (
     ReasoningEffort,
     ReasoningMode,
     SimpleStreamOptions,
-    ThinkingLevel,
-    dump_model_dumpable,
     now_ms,
 )
 
@@ -53,70 +60,8 @@ __all__ = [
 
 logger = logging.getLogger("tinyagent.alchemy_provider")
 
-DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL = "https://api.openai.com/v1/chat/completions"
-
 #: Test seam (api-contract §1): when set, used instead of importing ``tinyagent._alchemy``.
 _ALCHEMY_MODULE: Any = None
-
-_CHAT_COMPLETIONS_URLS = {
-    "openai": "https://api.openai.com/v1/chat/completions",
-    "openrouter": "https://openrouter.ai/api/v1/chat/completions",
-    "minimax": "https://api.minimax.io/v1/chat/completions",
-    "minimax-cn": "https://api.minimax.chat/v1/chat/completions",
-}
-# On anthropic-messages the URL is the API root; alchemy-llm appends /v1/messages (wire §5.4).
-_ANTHROPIC_API_ROOTS = {
-    "anthropic": "https://api.anthropic.com",
-    "kimi": "https://api.kimi.com/coding",
-}
-_API_ALIASES = {
-    "openai": "openai-completions",
-    "openai-compatible": "openai-completions",
-    "chat-completions": "openai-completions",
-    "minimax": "minimax-completions",
-}
-ANTHROPIC_MESSAGES = "anthropic-messages"
-
-#: Environment variables holding each known provider's key, in lookup order (api-contract §8.2).
-PROVIDER_KEY_ENV: dict[str, tuple[str, ...]] = {
-    "openai": ("OPENAI_API_KEY",),
-    "openrouter": ("OPENROUTER_API_KEY",),
-    "minimax": ("MINIMAX_API_KEY",),
-    "minimax-cn": ("MINIMAX_CN_API_KEY",),
-    "anthropic": ("ANTHROPIC_OAUTH_TOKEN", "ANTHROPIC_API_KEY"),
-    "groq": ("GROQ_API_KEY",),
-    "cerebras": ("CEREBRAS_API_KEY",),
-    "xai": ("XAI_API_KEY",),
-    "mistral": ("MISTRAL_API_KEY",),
-    "google": ("GEMINI_API_KEY",),
-    "kimi": ("KIMI_API_KEY",),
-    "zai": ("ZAI_API_KEY",),
-    "featherless": ("FEATHERLESS_API_KEY",),
-    "vercel-ai-gateway": ("AI_GATEWAY_API_KEY",),
-    "chutes": ("CHUTES_API_KEY",),
-}
-
-_SENDABLE_ROLES = frozenset({"user", "assistant", "tool_result"})
-_DATA_URL = re.compile(r"data:([^;,]+)((?:;[^;,]*)*?);base64,(.*)", re.DOTALL)
-_MASK = "***"
-
-
-def infer_api(provider: str) -> str:
-    """The api a provider speaks when none is given (api-contract §8.1)."""
-    provider = provider.strip().lower()
-    if provider in ("minimax", "minimax-cn"):
-        return "minimax-completions"
-    if provider in _ANTHROPIC_API_ROOTS:
-        return ANTHROPIC_MESSAGES
-    return "openai-completions"
-
-
-def default_base_url(provider: str, api: str) -> str:
-    """The endpoint used when the model names none (api-contract §8.1)."""
-    provider = provider.strip().lower()
-    if api == ANTHROPIC_MESSAGES:
-        return _ANTHROPIC_API_ROOTS.get(provider, _ANTHROPIC_API_ROOTS["anthropic"])
-    return _CHAT_COMPLETIONS_URLS.get(provider, DEFAULT_OPENAI_COMPAT_CHAT_COMPLETIONS_URL)
 
 
 class OpenAICompatModel(Model):
@@ -151,7 +96,7 @@ class OpenAICompatModel(Model):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             if name == "headers" and isinstance(value, dict):
-                value = dict.fromkeys(value, _MASK)
+                value = dict.fromkeys(value, MASK)
             yield name, value
 
 
@@ -161,9 +106,7 @@ class OpenAICompatModel(Model):
 
 
 def _canonical_api(model: Model) -> str:
-    api = str(model.api or "").strip().lower()
-    api = _API_ALIASES.get(api, api)
-    return api or infer_api(_route_provider(model))
+    return canonical_api(model.api, _route_provider(model))
 
 
 def _route_provider(model: Model) -> str:
@@ -186,34 +129,14 @@ def _route_base_url(model: Model, provider: str, api: str) -> str:
     return raw.strip()
 
 
-def resolve_api_key(provider: str, options: SimpleStreamOptions) -> str | None:
-    """``options.api_key`` when truthy, else the provider's environment variable, else ``None``."""
-    if options.api_key:
-        return options.api_key
-    for variable in PROVIDER_KEY_ENV.get(provider.lower(), ()):
-        value = os.environ.get(variable)
-        if value:
-            return value
-    return None
-
-
-def _effort(value: object) -> str | None:
-    """A reasoning effort from an options value or thinking level; ``None`` when off or unset."""
-    if value is None:
-        return None
-    text = value.value if isinstance(value, ThinkingLevel) else str(value)
-    text = text.strip().lower()
-    return None if not text or text == ThinkingLevel.OFF.value else text
-
-
 def _route_reasoning(model: Model, options: SimpleStreamOptions) -> ReasoningMode:
     own = model.reasoning if isinstance(model, OpenAICompatModel) else False
     if own is not False:
         return own
-    from_options = _effort(options.reasoning)
+    from_options = reasoning_effort(options.reasoning)
     if from_options is not None:
         return cast(ReasoningEffort, from_options)
-    from_level = _effort(model.thinking_level)
+    from_level = reasoning_effort(model.thinking_level)
     if from_level is not None:
         return cast(ReasoningEffort, from_level)
     return False
@@ -244,67 +167,6 @@ def build_model_dict(model: Model, options: SimpleStreamOptions) -> dict[str, An
     return payload
 
 
-def build_context_dict(context: Context, api: str) -> dict[str, Any]:
-    messages = []
-    for index, message in enumerate(context.messages or []):
-        if isinstance(message, BaseModel):  # skips the slow runtime Protocol check
-            dumped = message.model_dump(exclude_none=True)
-        else:
-            dumped = dump_model_dumpable(message, where="context.messages")
-        role = dumped.get("role")
-        if role not in _SENDABLE_ROLES:
-            raise ValueError(f"context.messages[{index}]: unsupported role '{role}'")
-        _check_images(dumped, index, api)
-        messages.append(dumped)
-    tools = None
-    if context.tools:
-        tools = [
-            {
-                "name": tool.name,
-                "description": tool.description,
-                "parameters": tool.parameters or {"type": "object", "properties": {}},
-            }
-            for tool in context.tools
-        ]
-    return {"system_prompt": context.system_prompt or "", "messages": messages, "tools": tools}
-
-
-def _check_images(message: dict[str, Any], index: int, api: str) -> None:
-    content = message.get("content")
-    if not isinstance(content, list):
-        return
-    for position, block in enumerate(content):
-        if isinstance(block, dict) and block.get("type") == "image":
-            problem = _image_problem(block.get("url"), api)
-            if problem:
-                raise ValueError(f"context.messages[{index}].content[{position}]: {problem}")
-
-
-def _image_problem(url: object, api: str) -> str | None:
-    """Why an image block cannot go on the wire, or ``None`` when it can (wire §1.2)."""
-    if not isinstance(url, str) or not url.strip():
-        return "image block has no URL"
-    if url[:5].lower() == "data:":
-        match = _DATA_URL.fullmatch(url)
-        if match is None:
-            return "malformed data URL: expected data:<mime>;base64,<data>"
-        mime, payload = match.group(1).strip().lower(), match.group(3)
-        if not mime.startswith("image/"):
-            return f"data URL is not an image: {mime}"
-        try:
-            if not payload or not binascii.a2b_base64(payload, strict_mode=True):
-                return "data URL has no image data"
-        except binascii.Error:
-            return "data URL payload is not valid base64"
-        return None
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return "image URL must be an http(s) URL or a data:<mime>;base64,... URL"
-    if api == ANTHROPIC_MESSAGES:
-        return "the anthropic-messages API cannot carry image URLs; use a data: URL"
-    return None
-
-
 def build_options_dict(
     model: Model, options: SimpleStreamOptions, api_key: str | None
 ) -> dict[str, Any]:
@@ -327,41 +189,6 @@ def build_options_dict(
     if extra_body is not None:
         payload["extra_body"] = dict(extra_body)
     return payload
-
-
-def make_scrubber(secrets: list[str | None]) -> Callable[[str], str]:
-    """Replaces every exact secret string by ``***`` (global rules: secrets never leak)."""
-    present = [s for s in secrets if s]
-    if not present:
-        return lambda text: text
-
-    def scrub(text: str) -> str:
-        for secret in present:
-            if secret in text:
-                text = text.replace(secret, _MASK)
-        return text
-
-    return scrub
-
-
-_CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|cookie", re.IGNORECASE)
-
-
-def _credential_headers(*header_sets: dict[str, str] | None) -> list[str]:
-    """Values of headers that carry credentials, without an auth scheme such as ``Bearer``.
-
-    Only these are scrubbed from error texts: scrubbing every header value would also blank out
-    innocuous short values (``"1"``) wherever they occur in a message.
-    """
-    found = []
-    for headers in header_sets:
-        for name, value in (headers or {}).items():
-            if _CREDENTIAL_HEADER.search(name) and isinstance(value, str):
-                found.append(value)
-                scheme, _, credential = value.partition(" ")
-                if credential and scheme.isalpha():
-                    found.append(credential)
-    return [value for value in found if len(value) >= 6]
 
 
 _experimental_warned = False
@@ -404,7 +231,7 @@ async def stream_alchemy_openai_completions(
     options_dict = build_options_dict(model, options, api_key)
     if model_dict["api"] == ANTHROPIC_MESSAGES:
         _warn_experimental_once(model_dict["provider"])
-    scrub = make_scrubber([api_key, *_credential_headers(model_dict["headers"], options.headers)])
+    scrub = make_scrubber([api_key, *credential_headers(model_dict["headers"], options.headers)])
     try:
         handle = core.openai_completions_stream(model_dict, context_dict, options_dict)
     except Exception as exc:
