@@ -96,6 +96,15 @@ def test_run_cell_goes_through_the_transformer_and_keeps_multi_turn_memory(
     assert stream.calls[0].messages[0].content[0].text == "Hello Grace"
 
 
+def test_the_magic_line_expands_variables_on_both_paths(shell: InteractiveShell) -> None:
+    stream = use_script(shell, [Step(text="a"), Step(text="b")])
+    shell.user_ns.update(which="bot", cap=5)
+    with capture_output():
+        assert shell.run_cell("%%agent --agent {which} --max-tokens $cap\nhi").success
+        shell.run_cell_magic("agent", "--agent bot", "again")
+    assert len(stream.calls) == 2
+
+
 def test_default_conversation_is_per_kernel_and_named_ones_are_separate(
     shell: InteractiveShell,
 ) -> None:

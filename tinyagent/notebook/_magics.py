@@ -201,6 +201,8 @@ class AgentMagics(Magics):
 
     async def run_cell_async(self, line: str, cell: str) -> Any:
         """The input-transformer path: awaited on the kernel loop."""
+        # run_cell_magic expands {var}/$var in the magic line; the transformer path does too
+        line = self.shell.var_expand(line, depth=1)
         prepared = self.prepare(line, cell)
         if prepared is None:
             return None

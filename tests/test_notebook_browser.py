@@ -1,0 +1,188 @@
+"""JupyterLab in headless Chromium: live streaming, the static hand-over, XSS, the panel's Stop.
+
+Starts JupyterLab on 127.0.0.1 with a token (stopped by PID), opens a notebook that streams a
+slow scripted answer through ``%%agent`` (live mode: the server sets ``JPY_SESSION_NAME``) and
+shows a ``ChatPanel``, runs all cells, and checks the DOM. A screenshot is saved to
+``$TINYAGENT_ARTIFACTS`` (default: the test's tmp dir).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+nbformat = pytest.importorskip("nbformat")
+CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip("Debian chromium is not installed", allow_module_level=True)
+
+REPO = Path(__file__).resolve().parents[1]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+SETUP = """\
+from tinyagent.testing import ModelServer, Reply, ScriptedBrain
+ANSWER = ("Streaming **live** answer.\\n\\n<script>window.__xss = 1</script>\\n\\n"
+          "<img src=x onerror=\\"window.__xss = 2\\">\\n\\n[link](javascript:window.__xss=3)\\n\\n"
+          "| col a | col b |\\n|---|---|\\n| 1 | 2 |\\n\\n" + "More words here. " * 60 + "\\n\\nTHE END")
+slow = ModelServer(ScriptedBrain([Reply(text=ANSWER, chunk_chars=6, delay=0.015)], when_exhausted="repeat")).start()
+%load_ext tinyagent.notebook"""
+CELL = "%%agent --provider local --base-url {slow.url}\nTell me something"
+PANEL = "from tinyagent.notebook import ChatPanel\npanel = ChatPanel()\npanel"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(src) for src in (SETUP, CELL, PANEL)]
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(notebook, tmp_path / "live.ipynb")
+    port, token = free_port(), secrets.token_hex(16)
+    env = {
+        k: v for k, v in os.environ.items() if k != "TINYAGENT_RENDER" and not k.startswith("JPY_")
+    }
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--allow-root",
+        f"--ServerApp.port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={tmp_path}",
+        "--ServerApp.port_retries=0",
+    ]
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get_json(f"{base}/api/status?token={token}")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "server.log"
+                ).read_text()[-2000:]
+                time.sleep(0.3)
+        yield base, token, tmp_path
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+def wait_for_kernel(base: str, token: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sessions = get_json(f"{base}/api/sessions?token={token}")
+        if sessions and sessions[0].get("kernel", {}).get("execution_state") == "idle":
+            return
+        time.sleep(0.3)
+    raise AssertionError("the notebook's kernel never became idle")
+
+
+def test_lab_streams_live_renders_safely_and_the_panel_stops(lab: tuple[str, str, Path]) -> None:
+    base, token, tmp_path = lab
+    artifacts = Path(os.environ.get("TINYAGENT_ARTIFACTS", tmp_path))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1300, "height": 1800})
+        try:
+            page.goto(f"{base}/lab/tree/live.ipynb?reset&token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60000)
+            wait_for_kernel(base, token)
+            page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+
+            # live: the run's widget streams (it has the Stop bar while running)
+            page.wait_for_selector(".tinyagent-run.ta-running", timeout=60000)
+            page.wait_for_function(
+                "() => document.querySelector('.tinyagent-run')?.textContent.includes('More words')",
+                timeout=30000,
+            )
+            assert "THE END" not in page.locator(".tinyagent-run").first.inner_text()
+            # the end: replaced by the static rendering (no bar), whole answer, table, no script run
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-OutputArea-output .tinyagent-run')].some(e => !e.querySelector('.ta-bar') && e.textContent.includes('THE END'))",
+                timeout=30000,
+            )
+            static = page.locator(".jp-OutputArea-output .tinyagent-run").first
+            assert static.locator("table").count() == 1
+            assert static.locator("strong", has_text="live").count() == 1
+            assert page.evaluate("() => window.__xss") is None
+            assert static.locator("script").count() == 0
+            assert page.locator(".tinyagent [onerror]").count() == 0
+            assert page.locator('.tinyagent a[href^="javascript"]').count() == 0
+
+            # the panel: Enter sends; while running Send reads "Queue"; Stop stops mid-stream
+            panel = page.locator(".tinyagent-panel").first
+            panel.wait_for(timeout=30000)
+            box = panel.locator("textarea")
+            box.fill("Hello panel")
+            box.press("Enter")
+            page.wait_for_function(
+                "() => document.querySelector('.tinyagent-panel .ta-transcript')?.textContent.includes('More words')",
+                timeout=30000,
+            )
+            assert panel.locator(".ta-send").inner_text() == "Queue"
+            panel.locator(".ta-stop").click()
+            page.wait_for_function(
+                "() => document.querySelector('.tinyagent-panel .ta-transcript')?.textContent.includes('stopped')",
+                timeout=10000,
+            )
+            transcript = panel.locator(".ta-transcript").inner_text()
+            assert "Hello panel" in transcript and "THE END" not in transcript
+            page.wait_for_function(
+                "() => document.querySelector('.tinyagent-panel .ta-send')?.textContent === 'Send'",
+                timeout=10000,
+            )
+            assert page.evaluate("() => window.__xss") is None
+        finally:
+            page.screenshot(path=str(artifacts / "notebook_live_lab.png"), full_page=True)
+            browser.close()
