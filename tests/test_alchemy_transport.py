@@ -329,3 +329,30 @@ def test_redirect_that_would_drop_the_body_is_an_error() -> None:
             listener.close()
         assert server.requests == []
     assert out["final_message"]["error_message"] == "HTTP 302 Found"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_streams_with_its_own_runtime() -> None:
+    """multiprocessing forks on Linux: the child must not inherit a runtime without threads."""
+    with ModelServer(ScriptedBrain([Reply(text="parent"), Reply(text="child")])) as server:
+        assert collect(server.url)["final_message"]["content"][0]["text"] == "parent"
+        pid = os.fork()
+        if pid == 0:  # child: report through the exit status only
+            try:
+                out = collect(server.url, max_retries=0)
+                ok = out["final_message"]["content"][0]["text"] == "child"
+            except BaseException:
+                ok = False
+            os._exit(0 if ok else 1)
+        deadline = time.monotonic() + 10
+        status = None
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -2,7 +2,7 @@
 //! wire.md §1.1 (environment honoured, loopback never proxied: R13).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
@@ -16,16 +16,44 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Destinations that never go through a proxy, whatever the environment says.
 const LOOPBACK: &str = "127.0.0.0/8,::1,localhost";
 
-pub fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
+/// The runtime and clients of this process.
+struct Shared {
+    pid: u32,
+    runtime: &'static Runtime,
+    clients: HashMap<ClientKey, reqwest::Client>,
+}
+
+static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+
+/// Run `f` on this process's shared state, creating it on first use. A child made by `fork()`
+/// (multiprocessing's default on Linux) inherits the parent's runtime without its threads: that
+/// runtime and its clients must be neither used (streams would hang) nor dropped (it would
+/// wait for threads that do not exist), so the child leaks them and starts its own.
+fn with_shared<T>(f: impl FnOnce(&mut Shared) -> T) -> T {
+    let mut guard = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if guard.as_ref().is_none_or(|shared| shared.pid != pid) {
+        if let Some(inherited) = guard.take() {
+            std::mem::forget(inherited.clients);
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(WORKER_THREADS)
             .thread_name("tinyagent-io")
             .enable_all()
             .build()
-            .expect("tinyagent: cannot start the I/O runtime")
-    })
+            .expect("tinyagent: cannot start the I/O runtime");
+        *guard = Some(Shared {
+            pid,
+            runtime: Box::leak(Box::new(runtime)),
+            clients: HashMap::new(),
+        });
+    }
+    f(guard.as_mut().expect("initialised above"))
+}
+
+/// The shared multi-thread runtime of this process (R12).
+pub fn runtime() -> &'static Runtime {
+    with_shared(|shared| shared.runtime)
 }
 
 /// The proxy environment plus the connect timeout: everything a client is built from. The
@@ -110,18 +138,15 @@ fn follow_method_preserving(attempt: reqwest::redirect::Attempt<'_>) -> reqwest:
 
 /// The shared client for the current proxy environment and this connect timeout.
 pub fn shared_client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
-    static CLIENTS: OnceLock<Mutex<HashMap<ClientKey, reqwest::Client>>> = OnceLock::new();
     let key = ClientKey::from_env(connect_timeout);
-    let mut clients = CLIENTS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(client) = clients.get(&key) {
-        return Ok(client.clone());
-    }
-    let client = key.build(connect_timeout)?;
-    clients.insert(key, client.clone());
-    Ok(client)
+    with_shared(|shared| {
+        if let Some(client) = shared.clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = key.build(connect_timeout)?;
+        shared.clients.insert(key, client.clone());
+        Ok(client)
+    })
 }
 
 #[cfg(test)]
