@@ -18,15 +18,18 @@ from typing import Any
 import pytest
 
 from tinyagent import _bridge
+from tinyagent import alchemy_provider as ap
 from tinyagent.agent_types import (
     AssistantMessage,
     AssistantMessageEvent,
+    Context,
+    SimpleStreamOptions,
     TextContent,
     ThinkingContent,
     ToolCallContent,
     new_zero_usage,
 )
-from tinyagent.alchemy_provider import AlchemyStreamResponse
+from tinyagent.alchemy_provider import AlchemyStreamResponse, OpenAICompatModel
 
 LIVENESS = 3.0
 
@@ -468,3 +471,27 @@ def test_streams_on_two_loops_in_turn() -> None:
         handle = ScriptedBatchHandle(*text_reply(text))
         events = run(collect(response_for(handle)))
         assert events[-1].message.content[0].text == text
+
+
+def test_module_stand_in_with_a_notifier_uses_the_batch_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handle = ScriptedBatchHandle(*text_reply("via ", "the seam"))
+
+    class Core:
+        Notifier = PipeNotifier
+
+        def openai_completions_stream(self, model: Any, context: Any, options: Any) -> Any:
+            return handle
+
+    monkeypatch.setattr(ap, "_ALCHEMY_MODULE", Core())
+
+    async def main() -> list[AssistantMessageEvent]:
+        response = await ap.stream_alchemy_openai_completions(
+            OpenAICompatModel(provider="local"), Context(), SimpleStreamOptions()
+        )
+        return await collect(response)
+
+    events = run(main())
+    assert handle.drains >= 1  # ScriptedBatchHandle has no next_event: only drain() can work
+    assert "".join(e.delta for e in events if e.type == "text_delta") == "via the seam"

@@ -310,3 +310,32 @@ def test_abandoned_stream_leaves_no_worker_thread() -> None:
     worker = run(main())
     worker.join(LIVENESS)
     assert not worker.is_alive()
+
+
+def test_module_stand_in_without_notifier_is_driven_by_next_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class HybridHandle(ListHandle):
+        def attach(self, notifier: Any, token: int) -> None:
+            raise AssertionError("batch path used without a Notifier from the module")
+
+        def drain(self) -> list:
+            raise AssertionError("batch path used without a Notifier from the module")
+
+    handle = HybridHandle(
+        [{"type": "start"}, {"type": "done", "reason": "stop", "message": final()}]
+    )
+
+    class Core:
+        def openai_completions_stream(self, model: Any, context: Any, options: Any) -> Any:
+            return handle
+
+    monkeypatch.setattr(ap, "_ALCHEMY_MODULE", Core())
+
+    async def main() -> list[AssistantMessageEvent]:
+        response = await ap.stream_alchemy_openai_completions(
+            OpenAICompatModel(provider="local"), Context(), SimpleStreamOptions()
+        )
+        return await collect(response)
+
+    assert [e.type for e in run(main())] == ["start", "done"]

@@ -287,7 +287,10 @@ def validate_final_message(raw: object) -> AssistantMessage:
     return raw if isinstance(raw, AssistantMessage) else AssistantMessage.model_validate(raw)
 
 
-def _default_notifier_factory() -> Callable[[], Notifier] | None:
+_CORE_NOTIFIER = object()
+
+
+def _core_notifier_factory() -> Callable[[], Notifier] | None:
     try:
         core = importlib.import_module("tinyagent._alchemy")
     except ImportError:
@@ -309,7 +312,7 @@ class AlchemyStreamResponse:
         invalid_event_message: str = _DEFAULT_INVALID_EVENT,
         *,
         signal: asyncio.Event | None = None,
-        _notifier_factory: Callable[[], Notifier] | None = None,
+        _notifier_factory: Callable[[], Notifier] | None | object = _CORE_NOTIFIER,
         _partial: AssistantMessage | None = None,
         _scrub: Callable[[str], str] | None = None,
     ) -> None:
@@ -324,9 +327,11 @@ class AlchemyStreamResponse:
         self._worker: HandleWorker | None = None
         self._thread_events_done = False
         self._watch: asyncio.Task[None] | None = None
-        self._notifier_factory = _notifier_factory
-        if _notifier_factory is None and hasattr(_handle, "attach") and hasattr(_handle, "drain"):
-            self._notifier_factory = _default_notifier_factory()
+        # Default: a handle with the batch interface is taken to come from the real core. A
+        # module stand-in without a Notifier passes None, and its handles go through a thread.
+        if _notifier_factory is _CORE_NOTIFIER:
+            _notifier_factory = _core_notifier_factory()
+        self._notifier_factory = cast("Callable[[], Notifier] | None", _notifier_factory)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
