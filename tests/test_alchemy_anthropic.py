@@ -205,3 +205,27 @@ def test_idle_timeout() -> None:
     final = out["final_message"]
     assert final["error_message"] == "stream idle for 0.5s (idle timeout)"
     assert final["content"][0]["text"] == "Checking "
+
+
+def test_stream_threads_end_with_their_streams() -> None:
+    """R14 on this path: the per-stream thread and runtime are gone once the stream is over."""
+    import os
+
+    server = RawServer(respond_sse(TEXT_AND_TOOL * 20, pause=0.1))
+    fast = RawServer(respond_sse(TEXT_AND_TOOL))
+    try:
+        baseline = len(os.listdir("/proc/self/task"))
+        finished = _alchemy.openai_completions_stream(model_for(fast.url), CONTEXT, options())
+        cancelled = _alchemy.openai_completions_stream(model_for(server.url), CONTEXT, options())
+        while cancelled.next_event()["type"] != "text_delta":
+            pass
+        cancelled.cancel()
+        assert cancelled.result()["stop_reason"] == "aborted"
+        assert finished.result()["stop_reason"] == "tool_calls"
+        deadline = time.monotonic() + 3
+        while len(os.listdir("/proc/self/task")) > baseline and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(os.listdir("/proc/self/task")) <= baseline
+    finally:
+        server.close()
+        fast.close()
