@@ -254,3 +254,58 @@ def test_tolerated_oddities_are_logged_as_warnings(caplog: pytest.LogCaptureFixt
     assert out["final_message"]["stop_reason"] == "stop"
     warnings = [r for r in caplog.records if r.name == "tinyagent._alchemy"]
     assert any("mystery" in r.getMessage() for r in warnings), caplog.text
+
+
+TRANSCRIPT = "".join(line + "\r\n\r\n" for line in [
+    ": OPENROUTER PROCESSING",
+    'data: {"id":"gen-7","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}',
+    'data: {"id":"gen-7","choices":[{"index":0,"delta":{"reasoning":"Two cities, two lookups."}}]}',
+    'data: {"id":"gen-7","choices":[{"index":0,"delta":{"content":"Checking both — one moment."}}]}',
+    'data: {"id":"gen-7","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get_time","arguments":""}}]}}]}',
+    'data: {"id":"gen-7","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"get_time","arguments":"{\\"city\\":"}}]}}]}',
+    'data: {"id":"gen-7","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\\"city\\":\\"Oslo\\"}"}}]}}]}',
+    'data: {"id":"gen-7","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"\\"Lima\\"}"}}]}}]}',
+    'data: {"id":"gen-7","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}',
+    'data: {"id":"gen-7","choices":[],"usage":{"prompt_tokens":812,"completion_tokens":64,"total_tokens":876,"prompt_tokens_details":{"cached_tokens":768},"cost":0.000412,"cost_details":{"upstream_inference_cost":null}}}',
+    "data: [DONE]",
+]).encode()
+
+
+@pytest.mark.parametrize("one_byte_per_send", [False, True])
+def test_wire_transcript_gives_the_documented_events(one_byte_per_send: bool) -> None:
+    """wire.md §6 end to end; one byte per TCP send gives the same events (R3, R16)."""
+    from tinyagent.testing import Fault
+
+    fault = Fault.multibyte_split(pause=0.0005) if one_byte_per_send else None
+    reply = Reply(raw_sse=TRANSCRIPT, fault=fault)
+    with ModelServer(ScriptedBrain([reply])) as server:
+        out = _alchemy.collect_openai_completions(
+            model_for(server.url, provider="openrouter"), CONTEXT, options(api_key="k"))
+    call_a = {"type": "tool_call", "id": "call_a", "name": "get_time"}
+    call_b = {"type": "tool_call", "id": "call_b", "name": "get_time"}
+    assert [{k: v for k, v in e.items() if k not in ("message",)} for e in out["events"]] == [
+        {"type": "start"},
+        {"type": "thinking_start", "content_index": 0},
+        {"type": "thinking_delta", "content_index": 0, "delta": "Two cities, two lookups."},
+        {"type": "thinking_end", "content_index": 0, "content": "Two cities, two lookups."},
+        {"type": "text_start", "content_index": 1},
+        {"type": "text_delta", "content_index": 1, "delta": "Checking both — one moment."},
+        {"type": "text_end", "content_index": 1, "content": "Checking both — one moment."},
+        {"type": "tool_call_start", "content_index": 2, "tool_call": {**call_a, "arguments": {}}},
+        {"type": "tool_call_start", "content_index": 3, "tool_call": {**call_b, "arguments": {}}},
+        {"type": "tool_call_delta", "content_index": 3, "delta": '{"city":'},
+        {"type": "tool_call_delta", "content_index": 2, "delta": '{"city":"Oslo"}'},
+        {"type": "tool_call_delta", "content_index": 3, "delta": '"Lima"}'},
+        {"type": "tool_call_end", "content_index": 2,
+         "tool_call": {**call_a, "arguments": {"city": "Oslo"}}},
+        {"type": "tool_call_end", "content_index": 3,
+         "tool_call": {**call_b, "arguments": {"city": "Lima"}}},
+        {"type": "done", "reason": "tool_calls"},
+    ]
+    final = out["final_message"]
+    assert final["usage"] == {"input": 812, "output": 64, "cache_read": 768, "cache_write": 0,
+                              "total_tokens": 876, "cost": {"input": 0.0, "output": 0.0,
+                                                            "cache_read": 0.0,
+                                                            "cache_write": 0.0,
+                                                            "total": 0.000412}}
+    assert final["content"][0]["thinking_signature"] == "reasoning"
