@@ -357,10 +357,10 @@ def test_bg_returns_a_handle_and_steer_stop_work(shell: InteractiveShell) -> Non
     assert repr(handle).startswith("AgentRun('bot'")
     assert not handle.done
     assert handle.conversation.running()
-    handle.stop()  # before the Agent's run even started: it stops at its start
+    handle.stop()  # possibly before the Agent's run started: then it stops at its start
     handle.wait_sync(3)
     assert handle.done and handle.result.stop_reason == "aborted"
-    assert stream.responses == [], "no request after an early stop"
+    stream.responses.clear()
     with capture_output():
         handle = shell.run_cell_magic("agent", "--agent bot --bg --quiet", "long again")
     deadline = time.monotonic() + 3
@@ -437,3 +437,40 @@ def test_loading_twice_is_harmless_and_help_lists_options(shell: InteractiveShel
         "export PATH",
     ):
         assert option in doc
+
+
+def test_doctor_and_tools_subcommands_show_no_secret(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", SECRET)
+
+    def add(a: float, b: float = 1.0) -> float:
+        """Add two numbers."""
+        return a + b
+
+    shell.user_ns["add"] = add
+    magics = _magics._ACTIVE
+    magics.conversations["default"].tool_names = ["add"]
+    magics.conversations["default"].sticky["base_url"] = "http://127.0.0.1:9/v1/chat/completions"
+    with capture_output() as captured:
+        shell.run_line_magic("agent", "doctor")
+        shell.run_line_magic("agent", "tools")
+    text = outputs_text(captured) + "".join(o.data.get("text/html", "") for o in captured.outputs)
+    assert "tinyagent._alchemy" in text and "render mode" in text and "no answer" in text
+    assert "OPENROUTER_API_KEY (set)" in text and SECRET not in text
+    assert "add" in text and "a: number, b?: number" in text and "Add two numbers." in text
+
+
+def test_a_stop_before_the_run_starts_takes_effect_at_its_start() -> None:
+    import asyncio
+
+    from tinyagent.notebook._conversation import AgentRun, Conversation, RunSpec, execute
+    from tinyagent.notebook._document import RunDocument
+    from tinyagent.notebook._render import QuietRenderer
+
+    agent, stream = scripted_agent([Step(text="never sent")])
+    run = AgentRun(Conversation("early", agent, external=True), QuietRenderer(RunDocument()))
+    run.stop()
+    result = asyncio.run(execute(run.conversation, RunSpec(prompt="hi"), run))
+    assert result is not None and result.stop_reason == "aborted"
+    assert stream.calls == [], "no request is made for a run stopped before it started"

@@ -93,7 +93,9 @@ class ChatPanel:
         """What typing ``text`` and pressing Send does; returns at once."""
         if not text.strip():
             return None
-        if self.running:
+        if self.running or self.conversation.running():
+            # a run of this conversation is in progress (the panel's, or a %%agent --bg cell's):
+            # the text steers it (pi-style) instead of racing it
             from tinyagent.agent_types import TextContent, UserMessage
 
             message = UserMessage(content=[TextContent(text=text)])
