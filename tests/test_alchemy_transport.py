@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
+import sys
 import threading
 import time
 from typing import Any
@@ -76,6 +77,34 @@ def test_connection_refused_is_a_clear_error() -> None:
     message = out["final_message"]["error_message"]
     assert message.startswith(f"connection to http://127.0.0.1:{port} failed: "), message
     assert types_of(out) == ["error"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="relies on Linux SYN drops")
+def test_connect_timeout() -> None:
+    """A listener whose accept queue is full drops new SYNs: the connect never completes."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            try:
+                filler.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fillers.append(filler)
+        started = time.monotonic()
+        out = collect(f"http://127.0.0.1:{port}/v1/chat/completions", connect_timeout=0.5,
+                      max_retries=0)
+        assert time.monotonic() - started < 3.0
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+    assert out["final_message"]["error_message"] == "connect timeout after 0.5s (127.0.0.1)"
 
 
 # -- HTTP errors (R4) ------------------------------------------------------------------------
