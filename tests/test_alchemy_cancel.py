@@ -44,16 +44,16 @@ def test_cancel_mid_stream_closes_the_connection_and_ends_aborted() -> None:
         handle = _alchemy.openai_completions_stream(model_for(server.url), CONTEXT, options())
         while handle.next_event()["type"] != "text_delta":
             pass
-        handle.cancel()
         cancelled_at = time.monotonic()
+        handle.cancel()
         assert server.wait_for_disconnect(timeout=3.0)
+        assert time.monotonic() - cancelled_at < 3.0
         record = server.requests[-1]
         assert record.closed_at is not None
         written = record.events_written
         rest = read_all(handle)
         time.sleep(0.6)  # one more token interval: nothing more is written to a closed socket
         assert record.events_written == written
-    assert time.monotonic() - cancelled_at < 3.0
     assert rest[-1]["type"] == "error" and rest[-1]["reason"] == "aborted"
     final = handle.result()
     assert final["stop_reason"] == "aborted"
