@@ -385,3 +385,14 @@ def test_a_forked_child_streams_with_its_own_runtime() -> None:
             os.waitpid(pid, 0)
             pytest.fail("the forked child hung")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_an_in_band_error_after_a_retry_says_so() -> None:
+    replies = [Reply(fault=Fault.http(503)),
+               Reply(text="partial", fault=Fault.inband_error(after=2, message="Upstream overloaded",
+                                                                code=502))]
+    with ModelServer(ScriptedBrain(replies)) as server:
+        out = collect(server.url)
+    assert types_of(out)[0] == "retry"
+    assert out["final_message"]["error_message"] == (
+        "provider error 502: Upstream overloaded (after 1 retries)")

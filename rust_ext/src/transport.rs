@@ -17,7 +17,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use tokio_util::sync::CancellationToken;
 
 use crate::sse::{SseEvent, SseReader};
-use crate::types::{scrub_key, Block, ErrorReason, Event, MessageState, RequestPlan};
+use crate::types::{scrub_key, Block, ErrorReason, Event, MessageState, RequestPlan, StopReason};
 use queue::{Queued, StreamQueue};
 
 pub use client::runtime;
@@ -66,6 +66,14 @@ pub fn spawn(
         retries: 0,
     };
     runtime().spawn(driver.run());
+}
+
+/// wire.md §3.6: an error that ends a stream after retries says so, whatever produced it (the
+/// transport, or an in-band error in the body of the attempt that finally got through).
+fn append_retries(message: &mut String, retries: u32) {
+    if retries > 0 {
+        message.push_str(&format!(" (after {retries} retries)"));
+    }
 }
 
 /// How one request attempt ended before any body byte was handed on.
@@ -338,12 +346,20 @@ impl Driver {
             return;
         }
         let message = self.sink.message();
+        let retried = self.retries;
         let mut terminal = false;
         let batch: Vec<Queued> = self
             .out
             .drain(..)
-            .map(|event| {
+            .map(|mut event| {
                 terminal |= event.is_terminal();
+                if let Event::Error {
+                    reason: ErrorReason::Error,
+                    message,
+                } = &mut event
+                {
+                    append_retries(message, retried);
+                }
                 let thinking_signature = match &event {
                     Event::ThinkingStart { ci } => match message.blocks.get(*ci) {
                         Some(Block::Thinking { signature, .. }) => Some(*signature),
@@ -357,7 +373,15 @@ impl Driver {
                 }
             })
             .collect();
-        let final_message = terminal.then(|| message.clone());
+        let final_message = terminal.then(|| {
+            let mut message = message.clone();
+            if message.stop_reason == StopReason::Error {
+                if let Some(text) = &mut message.error_message {
+                    append_retries(text, retried);
+                }
+            }
+            message
+        });
         if terminal {
             // Before the terminal event is visible, so the records reach Python no later than
             // the caller's next call.
@@ -367,10 +391,7 @@ impl Driver {
     }
 
     fn fail(mut self, message: String) {
-        let mut message = scrub_key(&message, self.plan.api_key.as_deref());
-        if self.retries > 0 {
-            message.push_str(&format!(" (after {} retries)", self.retries));
-        }
+        let message = scrub_key(&message, self.plan.api_key.as_deref());
         self.sink.fail(ErrorReason::Error, message, &mut self.out);
         self.flush();
     }
