@@ -142,14 +142,37 @@ impl ErrorReason {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Start,
-    TextStart { ci: usize },
-    TextDelta { ci: usize, delta: String },
-    TextEnd { ci: usize, content: String },
-    ThinkingStart { ci: usize },
-    ThinkingDelta { ci: usize, delta: String },
-    ThinkingEnd { ci: usize, content: String },
-    ToolCallStart { ci: usize, id: String, name: String },
-    ToolCallDelta { ci: usize, delta: String },
+    TextStart {
+        ci: usize,
+    },
+    TextDelta {
+        ci: usize,
+        delta: String,
+    },
+    TextEnd {
+        ci: usize,
+        content: String,
+    },
+    ThinkingStart {
+        ci: usize,
+    },
+    ThinkingDelta {
+        ci: usize,
+        delta: String,
+    },
+    ThinkingEnd {
+        ci: usize,
+        content: String,
+    },
+    ToolCallStart {
+        ci: usize,
+        id: String,
+        name: String,
+    },
+    ToolCallDelta {
+        ci: usize,
+        delta: String,
+    },
     /// `partial_json` is `Some(raw)` when the arguments did not parse as a JSON object.
     ToolCallEnd {
         ci: usize,
@@ -158,9 +181,18 @@ pub enum Event {
         arguments: Value,
         partial_json: Option<String>,
     },
-    Done { reason: StopReason },
-    Error { reason: ErrorReason, message: String },
-    Retry { attempt: u32, delay: f64, reason: String },
+    Done {
+        reason: StopReason,
+    },
+    Error {
+        reason: ErrorReason,
+        message: String,
+    },
+    Retry {
+        attempt: u32,
+        delay: f64,
+        reason: String,
+    },
 }
 
 impl Event {
