@@ -92,7 +92,8 @@ def _recorded_model(path: Path) -> str | None:
 
 
 def _upstream_and_key(env: Mapping[str, str]) -> tuple[str, str | None]:
-    from tinyagent.alchemy_provider import PROVIDER_KEY_ENV, default_base_url, infer_api
+    # the provider's own routing tables, so recording goes where a real run would
+    from tinyagent._provider_routing import PROVIDER_KEY_ENV, default_base_url, infer_api
 
     provider = (env.get("TINYAGENT_PROVIDER") or "openrouter").strip().lower()
     upstream = env.get("TINYAGENT_BASE_URL") or default_base_url(provider, infer_api(provider))
