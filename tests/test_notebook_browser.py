@@ -46,9 +46,11 @@ ANSWER = ("Streaming **live** answer.\\n\\n<script>window.__xss = 1</script>\\n\
           "<img src=x onerror=\\"window.__xss = 2\\">\\n\\n[link](javascript:window.__xss=3)\\n\\n"
           "| col a | col b |\\n|---|---|\\n| 1 | 2 |\\n\\n" + "More words here. " * 60 + "\\n\\nTHE END")
 slow = ModelServer(ScriptedBrain([Reply(text=ANSWER, chunk_chars=6, delay=0.015)], when_exhausted="repeat")).start()
+slower = ModelServer(ScriptedBrain([Reply(text=ANSWER * 3, chunk_chars=6, delay=0.03)])).start()
 %load_ext tinyagent.notebook"""
 CELL = "%%agent --provider local --base-url {slow.url}\nTell me something"
 PANEL = "from tinyagent.notebook import ChatPanel\npanel = ChatPanel()\npanel"
+SECOND = "%%agent --name second --provider local --base-url {slower.url}\nAnother long one"
 
 
 def free_port() -> int:
@@ -65,7 +67,7 @@ def get_json(url: str) -> Any:
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(src) for src in (SETUP, CELL, PANEL)]
+    notebook.cells = [nbformat.v4.new_code_cell(src) for src in (SETUP, CELL, PANEL, SECOND)]
     notebook.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
@@ -159,6 +161,23 @@ def test_lab_streams_live_renders_safely_and_the_panel_stops(lab: tuple[str, str
             assert static.locator("script").count() == 0
             assert page.locator(".tinyagent [onerror]").count() == 0
             assert page.locator('.tinyagent a[href^="javascript"]').count() == 0
+
+            # Stop in a running cell's own widget is processed mid-run (transformer path)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.tinyagent-run.ta-running')].some(e => e.textContent.includes('More words'))",
+                timeout=30000,
+            )
+            clicked = time.monotonic()
+            page.locator(".tinyagent-run.ta-running .ta-stop").first.click()
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-OutputArea-output .tinyagent-run')].some(e => !e.querySelector('.ta-bar') && e.textContent.includes('stopped'))",
+                timeout=10000,
+            )
+            assert time.monotonic() - clicked < 3
+            stopped = page.locator(
+                ".jp-OutputArea-output .tinyagent-run", has_text="stopped"
+            ).first.inner_text()
+            assert "THE END" not in stopped
 
             # the panel: Enter sends; while running Send reads "Queue"; Stop stops mid-stream
             panel = page.locator(".tinyagent-panel").first

@@ -10,10 +10,14 @@
 //     parts are appended to their parent's slot, before its tail part; known parts are replaced).
 //   custom message view -> kernel: {event: "stop"|"send"|"clear"|"model"|"confirm"|"resend", ...}
 
-const stores = new WeakMap();
+// anywidget hands initialize() and render() different proxies of one model, so stores are keyed
+// by the widget's own key (state.key). A new store asks the kernel for every part once ("sync"):
+// ops sent before this module was loaded or before the first view rendered are not lost.
+const stores = new Map();
 
 function getStore(model) {
-  let store = stores.get(model);
+  const key = (model.get("state") || {}).key || "";
+  let store = stores.get(key);
   if (store) return store;
   store = { order: [], parts: new Map(), views: new Set() };
   const doc = (model.get("state") || {}).doc || [];
@@ -35,7 +39,8 @@ function getStore(model) {
     }
     for (const view of store.views) view.controls();
   });
-  stores.set(model, store);
+  stores.set(key, store);
+  model.send({ event: "sync" });
   return store;
 }
 

@@ -14,6 +14,7 @@ hand-written and shipped as package data: no npm build.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
         # set before the base __init__ opens the comm (open calls get_state)
         self._parts: dict[str, list[Any]] = {}
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
-        super().__init__(state={"kind": kind, **state})
+        # a per-widget key for the view's part store (never shown in text/plain)
+        super().__init__(state={"kind": kind, "key": uuid.uuid4().hex, **state})
+        self._handlers["sync"] = self._resync
         self.on_msg(self._dispatch)
 
     def __repr__(self) -> str:
@@ -89,6 +92,11 @@ class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
         self.state = {**self.state, "doc": [], "epoch": self.state.get("epoch", 0) + 1}
         # keep the trait small again; views already rebuilt from the empty doc
         self.state = {k: v for k, v in self.state.items() if k != "doc"}
+
+    def _resync(self, _msg: dict[str, Any]) -> None:
+        """A view's store was created: send every part once (puts are idempotent)."""
+        if self._parts and self.comm is not None:
+            self.send({"ops": list(self._parts.values())})
 
     # -- view → kernel -----------------------------------------------------------------------
 
