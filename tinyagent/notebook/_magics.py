@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -90,9 +91,16 @@ class AgentMagics(Magics):
         self.conversations: dict[str, Conversation] = {"default": Conversation("default")}
         self.demo_server: Any = None
 
+    @property
+    def ipython(self) -> Any:
+        """The shell the magics are registered with (always set once loaded)."""
+        if self.shell is None:
+            raise UsageError("the tinyagent.notebook magics are not attached to a shell")
+        return self.shell
+
     # -- configuration -----------------------------------------------------------------------
 
-    def config_layers(self) -> list[tuple[str, dict[str, Any]]]:
+    def config_layers(self) -> list[tuple[str, Mapping[str, Any]]]:
         traits = {
             "model": self.model,
             "provider": self.provider,
@@ -103,7 +111,7 @@ class AgentMagics(Magics):
 
     def conversation(self, name: str | None = None, agent_var: str | None = None) -> Conversation:
         if agent_var:
-            value = self.shell.user_ns.get(agent_var, _MISSING) if self.shell else _MISSING
+            value = self.ipython.user_ns.get(agent_var, _MISSING)
             if value is _MISSING:
                 raise UsageError(f"--agent {agent_var}: no such variable in the namespace")
             if not hasattr(value, "prompt") or not hasattr(value, "subscribe"):
@@ -120,7 +128,7 @@ class AgentMagics(Magics):
         return self.conversations[key]
 
     def resolve_tools(self, names: list[str]) -> list[Any]:
-        namespace = self.shell.user_ns if self.shell else {}
+        namespace: dict[str, Any] = self.ipython.user_ns
         tools = []
         for name in names:
             if name not in namespace:
@@ -193,7 +201,7 @@ class AgentMagics(Magics):
                 loop.create_task(execute(conv, spec, run))
             else:
                 start_in_worker(lambda: execute(conv, spec, run))
-            self.shell.user_ns["_agent_bg"] = run
+            self.ipython.user_ns["_agent_bg"] = run
             return run
         # no one can await here: worker-thread loop, joined; Ctrl-C / interrupt aborts the run
         run_blocking(lambda: execute(conv, spec, run), on_interrupt=run.stop)
@@ -202,7 +210,7 @@ class AgentMagics(Magics):
     async def run_cell_async(self, line: str, cell: str) -> Any:
         """The input-transformer path: awaited on the kernel loop."""
         # run_cell_magic expands {var}/$var in the magic line; the transformer path does too
-        line = self.shell.var_expand(line, depth=1)
+        line = self.ipython.var_expand(line, depth=1)
         prepared = self.prepare(line, cell)
         if prepared is None:
             return None
@@ -211,7 +219,7 @@ class AgentMagics(Magics):
             import asyncio
 
             asyncio.get_running_loop().create_task(execute(conv, spec, run))
-            self.shell.user_ns["_agent_bg"] = run
+            self.ipython.user_ns["_agent_bg"] = run
             return run
         await execute(conv, spec, run)
         return None
@@ -232,7 +240,7 @@ class AgentMagics(Magics):
                 f"conversation '{conv.name}' is still running; use %agent stop, %agent steer or "
                 "%agent followup, or wait for it"
             )
-        namespace = self.shell.user_ns
+        namespace = self.ipython.user_ns
         body = cell.rstrip("\r\n")  # IPython hands the body over with its final newline
         prompt = body if args.no_interpolate else interpolate(body, namespace)
         if not prompt.strip():
@@ -295,7 +303,7 @@ class AgentMagics(Magics):
     def _store(self, message: Any, args: Any) -> None:
         if message is None:
             return
-        namespace = self.shell.user_ns
+        namespace = self.ipython.user_ns
         namespace["_agent_last"] = message
         if args.out:
             namespace[args.out] = message
@@ -304,7 +312,7 @@ class AgentMagics(Magics):
 
             code = first_code_block(extract_text(message))
             if code is not None:
-                self.shell.set_next_input(code, replace=False)
+                self.ipython.set_next_input(code, replace=False)
 
 
 AgentMagics.agent.__doc__ = (AgentMagics.agent.__doc__ or "") + SUBCOMMANDS_HELP

@@ -61,7 +61,7 @@ class ChatPanel:
             usage="",
             queued=[],
         )
-        self.view.on_event("send", lambda msg: self.send(str(msg.get("text", ""))))
+        self.view.on_event("send", self._on_send)
         self.view.on_event("stop", lambda _msg: self.stop())
         self.view.on_event("clear", lambda _msg: self.clear())
         self.view.on_event("model", lambda msg: self.set_model(str(msg.get("value", ""))))
@@ -134,6 +134,9 @@ class ChatPanel:
         else:
             self.conversation.sticky["model"] = model_id
         self.view.update_state(model=model_id)
+
+    def _on_send(self, msg: dict[str, Any]) -> None:
+        self.send(str(msg.get("text", "")))
 
     def _resend(self, msg: dict[str, Any]) -> None:
         try:

@@ -123,7 +123,7 @@ def cmd_config(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None
         ["tools", ", ".join(conv.tool_names or []) or "(none)", "conversation"],
         [
             "render mode",
-            render_mode(magics.shell.user_ns, magics.shell),
+            render_mode(magics.ipython.user_ns, magics.ipython),
             "TINYAGENT_RENDER" if os.environ.get("TINYAGENT_RENDER") else "front-end detection",
         ],
     ]
@@ -304,7 +304,10 @@ def cmd_export(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None
 def _messages_from_markdown(text: str) -> tuple[str, list[Any]]:
     from tinyagent.agent_types import AssistantMessage, TextContent, UserMessage
 
-    system, messages, role, buffer = "", [], None, []
+    system = ""
+    messages: list[Any] = []
+    role: str | None = None
+    buffer: list[str] = []
 
     def flush() -> None:
         nonlocal system
@@ -348,7 +351,7 @@ def cmd_load(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
                 "assistant": AssistantMessage,
                 "tool_result": ToolResultMessage,
             }
-            messages = [
+            messages: list[Any] = [
                 TypeAdapter(by_role[m["role"]]).validate_python(m) for m in data["messages"]
             ]
         except (ValueError, KeyError, TypeError, ValidationError) as exc:
@@ -396,7 +399,7 @@ def cmd_doctor(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None
     )
     endpoint = _probe(base_url)
     variable, present = resolved.key_variable, resolved.key_is_set
-    widgets = "available" if _has_widgets(magics.shell) else "unavailable (no kernel)"
+    widgets = "available" if _has_widgets(magics.ipython) else "unavailable (no kernel)"
     rows = [
         ["tiny-agent-os", _version("tiny-agent-os")],
         ["python", sys.version.split()[0]],
@@ -416,9 +419,9 @@ def cmd_doctor(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None
             "anywidget / nh3 / markdown-it-py",
             f"{_version('anywidget')} / {_version('nh3')} / {_version('markdown-it-py')}",
         ],
-        ["front end", _front_end(magics.shell)],
+        ["front end", _front_end(magics.ipython)],
         ["widgets", widgets],
-        ["render mode", render_mode(magics.shell.user_ns, magics.shell)],
+        ["render mode", render_mode(magics.ipython.user_ns, magics.ipython)],
     ]
     _show_table(rows, ["check", "result"], title="tinyagent doctor")
 
