@@ -103,6 +103,9 @@ def build(source: Path) -> tuple[Path, float]:
             timeout=CELL_TIMEOUT,
             kernel_name="python3",
             record_timing=False,
+            # widget state would embed the widget's whole ESM/CSS and fresh random model ids in
+            # every build; the static rendering is what a saved notebook relies on
+            store_widget_state=False,
             resources={"metadata": {"path": str(NOTEBOOKS)}},
         )
         client.execute()

@@ -76,8 +76,9 @@ print("marker in the agent's own history:", first_user.content[-1].cache_control
 # ## Reading usage
 #
 # Each assistant message carries `usage`: `input` tokens (the whole prompt, cached part
-# included) and `output` tokens, `cache_read` (the part of the prompt served from the cache) and `cache_write` (tokens written to it), `total_tokens`, and a
-# `cost` breakdown when the provider reports prices. Watch `cache_read` grow from the second
+# included), `output` tokens, `cache_read` (the part of the prompt served from the cache),
+# `cache_write` (tokens written to it), `total_tokens`, and a `cost` breakdown when the provider
+# reports prices. Watch `cache_read` grow from the second
 # call on: the conversation so far is served from the cache.
 
 # %%
