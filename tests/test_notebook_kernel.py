@@ -24,18 +24,36 @@ from tinyagent.testing import ModelServer, Reply, ScriptedBrain  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def kernel() -> Iterator[Any]:
+def start_kernel(render: str) -> tuple[Any, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
-    env.update(
-        TINYAGENT_RENDER="final", PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    )
+    env.update(TINYAGENT_RENDER=render, PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
     manager = jupyter_client.KernelManager(kernel_name="python3")
     manager.start_kernel(env=env, cwd=str(REPO))
     client = manager.client()
     client.start_channels()
     try:
         client.wait_for_ready(timeout=60)
+    except RuntimeError:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+        raise
+    return manager, client
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[Any]:
+    manager, client = start_kernel("final")
+    try:
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def live_kernel() -> Iterator[Any]:
+    manager, client = start_kernel("live")
+    try:
         yield manager, client
     finally:
         client.stop_channels()
@@ -148,3 +166,41 @@ def test_agent_cells_run_on_the_kernel_loop_with_memory_then_survive_an_interrup
 
     reply, outputs = run_cell(client, "%%agent\nStill there?")
     assert reply["status"] == "ok" and "Still there?" in plain(outputs)
+
+
+def test_run_cell_magic_from_code_streams_live_from_the_worker_loop_and_interrupts(
+    live_kernel: Any,
+) -> None:
+    manager, client = live_kernel
+    reply, outputs = run_cell(client, "%load_ext tinyagent.notebook\n%agent demo")
+    assert reply["status"] == "ok"
+    reply, outputs = run_cell(
+        client,
+        "get_ipython().run_cell_magic('agent', '', 'Hello from code')\n"
+        "from tinyagent.notebook import _magics\n"
+        "print(_magics._ACTIVE.conversations['default'].current.thread)",
+    )
+    assert reply["status"] == "ok", plain(outputs)
+    kinds = [m["msg_type"] for m in outputs]
+    # every output of the worker-thread run is attributed to this cell
+    assert kinds.count("display_data") == 1 and kinds.count("update_display_data") == 1
+    widget = next(m for m in outputs if m["msg_type"] == "display_data")["content"]["data"]
+    assert widget["text/plain"] == "AgentView(run)"
+    static = next(m for m in outputs if m["msg_type"] == "update_display_data")["content"]["data"]
+    assert "Hello from code" in static["text/plain"] and "text/html" in static
+    assert plain(outputs).strip().endswith("tinyagent-run")
+
+    slow = ScriptedBrain([Reply(text="slow words " * 400, chunk_chars=6, delay=0.02)])
+    with ModelServer(slow) as server:
+        magic_line = f"--name slow --provider local --base-url {server.url}"
+        msg_id = client.execute(f"get_ipython().run_cell_magic('agent', {magic_line!r}, 'Long')")
+        server.wait_for_requests(1, timeout=20)
+        time.sleep(0.3)
+        manager.interrupt_kernel()
+        assert server.wait_for_disconnect(timeout=3), "the HTTP stream was closed"
+        reply, outputs = collect(client, msg_id, timeout=10)
+    assert reply["status"] == "ok"
+    static = next(m for m in outputs if m["msg_type"] == "update_display_data")["content"]["data"]
+    assert "[stopped]" in static["text/plain"]
+    reply, outputs = run_cell(client, "%%agent\nStill there?")
+    assert reply["status"] == "ok"
