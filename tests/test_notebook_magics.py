@@ -474,3 +474,27 @@ def test_a_stop_before_the_run_starts_takes_effect_at_its_start() -> None:
     result = asyncio.run(execute(run.conversation, RunSpec(prompt="hi"), run))
     assert result is not None and result.stop_reason == "aborted"
     assert stream.calls == [], "no request is made for a run stopped before it started"
+
+
+def test_record_then_replay_a_cell_through_a_cassette(
+    shell: InteractiveShell, tmp_path: Any
+) -> None:
+    from tinyagent.testing import ModelServer, Reply, ScriptedBrain
+
+    cassette = tmp_path / "cell.jsonl"
+    with ModelServer(ScriptedBrain([Reply(text="Recorded answer.")])) as upstream:
+        route = f"--provider local --base-url {upstream.url}"
+        with capture_output() as captured:
+            shell.run_cell_magic(
+                "agent", f"--name rec {route} --record {cassette}", "Same question"
+            )
+        assert "Recorded answer." in captured.outputs[0].data["text/plain"]
+        assert len(upstream.requests) == 1
+    assert cassette.read_text().strip()
+    with capture_output() as captured:
+        shell.run_cell_magic(
+            "agent", f"--name rep --provider local --replay {cassette}", "Same question"
+        )
+    assert "Recorded answer." in captured.outputs[0].data["text/plain"]
+    with pytest.raises(UsageError, match="no cassette"):
+        shell.run_cell_magic("agent", f"--replay {tmp_path / 'missing.jsonl'}", "x")

@@ -44,6 +44,10 @@ def unload_ipython_extension(ipython: Any) -> None:
 
     uninstall_transformer(ipython)
     active = _magics._ACTIVE
-    if active is not None and active.demo_server is not None:
-        active.demo_server.stop()
+    if active is not None:
+        servers = [active.demo_server, *active.cassette_servers.values()]
         active.demo_server = None
+        active.cassette_servers.clear()
+        for server in servers:
+            if server is not None:
+                server.stop()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import shlex
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -12,7 +15,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Unicode
 
-from ._config import load_dotenv, render_mode
+from ._config import Resolved, load_dotenv, render_mode
 from ._conversation import AgentRun, Conversation, RunSpec, execute
 from ._interrupt import run_blocking, running_loop, start_in_worker
 from ._render import make_renderer
@@ -90,6 +93,7 @@ class AgentMagics(Magics):
         self.session: dict[str, Any] = {}
         self.conversations: dict[str, Conversation] = {"default": Conversation("default")}
         self.demo_server: Any = None
+        self.cassette_servers: dict[tuple[str, str], Any] = {}
 
     @property
     def ipython(self) -> Any:
@@ -178,6 +182,12 @@ class AgentMagics(Magics):
     @argument("--quiet", action="store_true", help="no rendering (history and --out still kept)")
     @argument("--bg", action="store_true", help="start the run and return a handle at once")
     @argument("--no-interpolate", action="store_true", help="leave {name} placeholders as written")
+    @argument(
+        "--replay", metavar="PATH", help="answer from a recorded cassette (no network, no key)"
+    )
+    @argument(
+        "--record", metavar="PATH", help="forward to the real provider and record into a cassette"
+    )
     @line_cell_magic
     def agent(self, line: str, cell: str | None = None) -> Any:
         """Talk to an LLM agent: the cell body is the prompt.
@@ -267,7 +277,9 @@ class AgentMagics(Magics):
         else:
             conv.update_sticky(**sticky)
             resolved = conv.resolve(self.config_layers(), {})
-        mode = "quiet" if args.quiet else render_mode(namespace, self.shell)
+        if args.replay or args.record:
+            resolved = self._through_cassette(conv, args, resolved)
+        mode = "quiet" if args.quiet else render_mode(namespace, self.ipython)
         if args.no_stream and mode in ("live", "text"):
             mode = "final"
         holder: dict[str, AgentRun] = {}
@@ -299,6 +311,46 @@ class AgentMagics(Magics):
         spec.on_done.append(lambda message: self._store(message, args))
         conv.current = run  # visible to %agent stop/steer before the run's loop picks it up
         return conv, spec, args, run
+
+    def _through_cassette(
+        self, conv: Conversation, args: Any, resolved: Resolved | None
+    ) -> Resolved:
+        """Route this cell's run through a loopback server that replays or records a cassette."""
+        if args.replay and args.record:
+            raise UsageError("--replay and --record cannot be combined")
+        from tinyagent.testing import ModelServer, cassette_brain
+        from tinyagent.testing._cassette_switch import CassetteSetting
+
+        base = resolved or conv.resolve(self.config_layers(), {})
+        mode, path = ("replay", args.replay) if args.replay else ("record", args.record)
+        location = Path(path).expanduser().resolve()
+        if mode == "replay" and not location.is_file():
+            raise UsageError(f"--replay: no cassette at {path}")
+        key = (mode, str(location))
+        server = self.cassette_servers.get(key)
+        if server is None:
+            if mode == "record":
+                missing = base.missing_key_message()
+                if missing is not None:
+                    raise UsageError(f"--record needs the real provider's key. {missing}")
+                from tinyagent.alchemy_provider import OpenAICompatModel
+
+                upstream = (
+                    base.base_url
+                    or OpenAICompatModel(provider=base.provider, id=base.model).base_url
+                )
+                variable = base.key_variable
+                brain = cassette_brain(
+                    setting=CassetteSetting("record", location),
+                    upstream=upstream,
+                    api_key=os.environ.get(variable) if variable else None,  # stays in the brain
+                    model=base.model,
+                )
+            else:
+                brain = cassette_brain(setting=CassetteSetting("replay", location))
+            server = ModelServer(brain).start()
+            self.cassette_servers[key] = server
+        return dataclasses.replace(base, provider="cassette", base_url=server.url)
 
     def _store(self, message: Any, args: Any) -> None:
         if message is None:

@@ -465,12 +465,20 @@ def cmd_demo(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
             magics.conversations["default"].sticky.pop(key, None)
         print("Stopped the offline demo model.")
         return
-    if magics.demo_server is None:
-        from tinyagent.testing import DemoBrain, ModelServer
+    from tinyagent.testing import DemoBrain, ModelServer, cassette_brain
+    from tinyagent.testing._cassette_switch import cassette_setting
 
-        magics.demo_server = ModelServer(DemoBrain()).start()
+    try:
+        setting = cassette_setting()  # TINYAGENT_CASSETTE=record:PATH|replay:PATH
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if magics.demo_server is None:
+        magics.demo_server = ModelServer(cassette_brain(DemoBrain())).start()
     default = magics.conversations["default"]
     default.sticky.update(provider="demo", model="tinyagent-demo", base_url=magics.demo_server.url)
+    if setting is not None:
+        print(setting.describe())
+        return
     print(
         "Started the offline demo model: a deterministic model on a loopback server (no network, "
         "no API key). The default conversation now uses it."
