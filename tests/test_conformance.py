@@ -131,6 +131,8 @@ def test_recorded_exchange(case_id: str, corpus_server: ModelServer, summary: _S
     assert "authorization" not in sent[0].headers
 
     diffs = compare(case, outcome)
+    if outcome["final_message"]["provider"] != PROVIDER:
+        diffs.append(f"provider: got {outcome['final_message']['provider']!r}, expected {PROVIDER!r}")
     summary.record(case_id, diffs)
     assert not diffs, "\n".join(diffs)
 
