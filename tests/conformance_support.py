@@ -355,6 +355,7 @@ def corpus_counts() -> dict[str, int]:
     }
 
 
-def departure_lines() -> Iterator[str]:
+def departure_lines() -> Iterator[tuple[str, str]]:
+    """``(case id, printable line)`` for each departure."""
     for case_id, departure in DEPARTURES.items():
-        yield f"{case_id} [{departure.kind}]: {departure.reason}"
+        yield case_id, f"{case_id} [{departure.kind}]: {departure.reason}"
