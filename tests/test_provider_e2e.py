@@ -8,6 +8,7 @@ concurrent slow streams on one event loop without starving the default executor.
 from __future__ import annotations
 
 import asyncio
+import resource
 import threading
 import time
 from typing import Any
@@ -197,6 +198,11 @@ def test_thousand_slow_streams_on_one_loop_without_starvation() -> None:
         executor_wait = time.monotonic() - started
         return await asyncio.gather(*tasks), executor_wait
 
+    # 1,000 sockets on each side: lift a low soft fd limit (the server child inherits it).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 4 * streams if hard == resource.RLIM_INFINITY else min(hard, 4 * streams)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     with testing.spawn_server(reply) as server:
         results, executor_wait = asyncio.run(asyncio.wait_for(main(server.url), 60))
     assert executor_wait < LIVENESS
