@@ -18,7 +18,11 @@ from test_notebook_fakes import Step, scripted_agent
 
 from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
 from tinyagent.notebook import _magics
-from tinyagent.notebook._interrupt import agent_cell_transformer
+from tinyagent.notebook._interrupt import (
+    agent_cell_transformer,
+    install_transformer,
+    uninstall_transformer,
+)
 from tinyagent.notebook._magics import first_code_block, interpolate
 
 SECRET = "sk-or-v1-THIS-IS-A-SECRET-0123456789"
@@ -46,6 +50,14 @@ def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> InteractiveShell:
     for key in ("bot", "_agent_last", "ans"):
         sh.user_ns.pop(key, None)
     return sh
+
+
+@pytest.fixture
+def transformer(shell: InteractiveShell) -> Any:
+    """The kernel's production path in the bare shell: %%agent cells become a top-level await."""
+    install_transformer(shell)
+    yield shell
+    uninstall_transformer(shell)
 
 
 def use_script(shell: InteractiveShell, steps: list[Step], name: str = "bot") -> Any:
@@ -82,8 +94,9 @@ def test_transformer_turns_the_cell_into_a_top_level_await() -> None:
 
 
 def test_run_cell_goes_through_the_transformer_and_keeps_multi_turn_memory(
-    shell: InteractiveShell,
+    transformer: InteractiveShell,
 ) -> None:
+    shell = transformer
     stream = use_script(shell, [Step(text="First answer."), Step(text="Second answer.")])
     shell.user_ns["who"] = "Grace"
     with capture_output() as captured:
@@ -101,7 +114,11 @@ def test_the_magic_line_expands_variables_on_both_paths(shell: InteractiveShell)
     shell.user_ns.update(which="bot", cap=5)
     with capture_output():
         assert shell.run_cell("%%agent --agent {which} --max-tokens $cap\nhi").success
-        shell.run_cell_magic("agent", "--agent bot", "again")
+        install_transformer(shell)
+        try:
+            assert shell.run_cell("%%agent --agent {which} --max-tokens $cap\nagain").success
+        finally:
+            uninstall_transformer(shell)
     assert len(stream.calls) == 2
 
 
@@ -423,7 +440,15 @@ def test_loading_twice_is_harmless_and_help_lists_options(shell: InteractiveShel
     shell.run_line_magic("reload_ext", "tinyagent.notebook")
     assert _magics._ACTIVE is active or _magics._ACTIVE.shell is shell
     cleanup = shell.input_transformers_cleanup
-    assert cleanup.count(agent_cell_transformer) == 1
+    assert agent_cell_transformer not in cleanup, "terminal shells keep the synchronous path"
+    shell.kernel = object()  # what makes a shell a kernel's
+    try:
+        shell.run_line_magic("reload_ext", "tinyagent.notebook")
+        shell.run_line_magic("load_ext", "tinyagent.notebook")
+        assert cleanup.count(agent_cell_transformer) == 1
+    finally:
+        del shell.kernel
+        uninstall_transformer(shell)
     doc = shell.find_cell_magic("agent").__doc__
     for option in (
         "--model",

@@ -35,7 +35,12 @@ def load_ipython_extension(ipython: Any) -> None:
         magics = _magics.AgentMagics(shell=ipython)
         ipython.register_magics(magics)
         _magics._ACTIVE = magics
-    install_transformer(ipython)
+    # The transformer makes %%agent cells a top-level await on the kernel's loop. A terminal
+    # IPython runs top-level awaits with run_until_complete, where Ctrl-C would leave the run's
+    # task pending on that loop: there the synchronous magic path (worker loop, joined, Ctrl-C
+    # aborts) is the right one, so the transformer is only installed in kernels.
+    if getattr(ipython, "kernel", None) is not None:
+        install_transformer(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

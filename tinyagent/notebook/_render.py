@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ._document import RunDocument, ToolCard
+from ._document import NoteItem, RunDocument, ToolCard
 from ._static import StaticOutput
 
 RENDER_MODES = ("final", "live", "text", "quiet")
@@ -104,6 +104,7 @@ class TextRenderer(Renderer):
         super().__init__(doc)
         self.out = out
         self._at_line_start = True
+        self._shown = 0  # notes already printed
 
     def _write(self, text: str) -> None:
         stream = self.out or sys.stdout
@@ -131,11 +132,7 @@ class TextRenderer(Renderer):
                 self._line(self.doc.card(event.tool_call_id, event.tool_name).text())
             self._show_new_notes()
 
-    _shown = 0
-
     def _show_new_notes(self) -> None:
-        from ._document import NoteItem
-
         notes = [item for item in self.doc.items if isinstance(item, NoteItem)]
         for note in notes[self._shown :]:
             if note.body:
