@@ -495,3 +495,36 @@ def test_module_stand_in_with_a_notifier_uses_the_batch_path(
     events = run(main())
     assert handle.drains >= 1  # ScriptedBatchHandle has no next_event: only drain() can work
     assert "".join(e.delta for e in events if e.type == "text_delta") == "via the seam"
+
+
+def test_reader_support_is_detected_from_the_loop_class() -> None:
+    class NoReaders(asyncio.BaseEventLoop):  # like Windows' Proactor loop: abstract add_reader
+        pass
+
+    selector_loop = asyncio.SelectorEventLoop()
+    try:
+        assert _bridge.loop_supports_readers(selector_loop)
+    finally:
+        selector_loop.close()
+    assert not _bridge.loop_supports_readers(NoReaders())
+
+
+def test_loop_without_readers_drives_the_handle_from_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class BothInterfaces:
+        def __init__(self) -> None:
+            self.events = deque([{"type": "start"}, {"type": "done", "reason": "stop"}])
+
+        def attach(self, notifier: Any, token: int) -> None:
+            raise AssertionError("attach() on a loop without add_reader")
+
+        def drain(self) -> list:
+            raise AssertionError("drain() on a loop without add_reader")
+
+        def next_event(self) -> Any:
+            return self.events.popleft() if self.events else None
+
+    monkeypatch.setattr(ap, "loop_supports_readers", lambda loop: False)
+    response = response_for(BothInterfaces())  # type: ignore[arg-type]
+    assert [e.type for e in run(collect(response))] == ["start", "done"]

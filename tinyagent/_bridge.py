@@ -101,8 +101,10 @@ def _dispatcher_for(
 
 
 def loop_supports_readers(loop: asyncio.AbstractEventLoop) -> bool:
-    """False for loops without ``add_reader`` (Windows' Proactor loop)."""
-    return not isinstance(loop, getattr(asyncio, "ProactorEventLoop", ()))
+    """False for loops without ``add_reader``, such as Windows' Proactor loop, which inherit the
+    abstract method that raises ``NotImplementedError``."""
+    add_reader = getattr(type(loop), "add_reader", None)
+    return add_reader is not None and add_reader is not asyncio.AbstractEventLoop.add_reader
 
 
 # --------------------------------------------------------------------------------------------
