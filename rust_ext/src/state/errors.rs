@@ -120,7 +120,10 @@ pub(super) fn stop_reason_for(finish: Option<&str>, has_tool_calls: bool) -> Ver
         StopReason::Stop
     };
     let (outcome, unknown) = match finish {
-        None | Some("stop" | "end_turn" | "eos" | "stop_sequence") => (Ok(natural), false),
+        // `eos_token` is Hugging Face TGI's spelling of a natural end.
+        None | Some("stop" | "end_turn" | "eos" | "eos_token" | "stop_sequence") => {
+            (Ok(natural), false)
+        }
         Some("length" | "max_tokens") => (Ok(StopReason::Length), false),
         Some("tool_calls" | "function_call") => (Ok(StopReason::ToolCalls), false),
         Some("content_filter") => (Err(CONTENT_FILTER_MESSAGE.to_string()), false),
@@ -256,6 +259,9 @@ mod tests {
         assert_eq!(ok(Some("function_call"), false), StopReason::ToolCalls);
         assert_eq!(ok(None, true), StopReason::ToolCalls);
         let v = stop_reason_for(Some("eos_token"), false);
+        assert!(!v.unknown, "Hugging Face TGI's natural end is known");
+        assert_eq!(v.outcome.unwrap(), StopReason::Stop);
+        let v = stop_reason_for(Some("made_up_reason"), false);
         assert!(v.unknown);
         assert_eq!(v.outcome.unwrap(), StopReason::Stop);
         assert_eq!(
