@@ -474,3 +474,56 @@ def test_widget_repr_is_stable_and_state_small(comms: list[RecordingComm]) -> No
     view.send_ops([["i1", None, "<p>x</p>", False]])
     assert "doc" not in view.state
     assert view.get_state()["state"]["doc"] == [["i1", None, "<p>x</p>", False]]
+
+
+def test_live_confirm_shows_buttons_and_the_click_decides(comms: list[RecordingComm]) -> None:
+    import asyncio
+
+    renderer = LiveRenderer(RunDocument(), display=lambda view: None)
+    renderer.start()
+    card = renderer.doc.card("call-7", "delete_file")
+
+    async def ask(click_ok: bool) -> bool:
+        pending = asyncio.ensure_future(renderer.confirm(card))
+        await asyncio.sleep(0)
+        buttons = [op for op in renderer.view.document() if "data-confirm" in op[2]]
+        assert buttons and "delete_file" in buttons[-1][2]
+        key = re.search(r'data-confirm="([^"]+)"', buttons[-1][2]).group(1)
+        renderer.view._dispatch(renderer.view, {"event": "confirm", "id": key, "ok": click_ok}, [])
+        return await pending
+
+    assert asyncio.run(ask(True)) is True
+    assert asyncio.run(ask(False)) is False
+    renderer.flush()
+    assert not [op for op in renderer.view.document() if "data-confirm" in op[2]], (
+        "answered prompts go"
+    )
+    assert "data-confirm" not in StaticOutput.from_document(renderer.doc).html
+
+
+def test_format_text_shows_the_answer_verbatim() -> None:
+    bundle = final_bundle(Step(text="# not a heading\n*not emphasis*"))
+    assert "<h1>" in bundle["text/html"]
+    shown: list[Any] = []
+    renderer = FinalRenderer(RunDocument(format="text"), display=shown.append)
+    for event in recorded_run(Step(text="# not a heading\n*not emphasis*")):
+        renderer(event)
+    renderer.finish()
+    html_out = shown[0].bundle()["text/html"]
+    assert "<h1>" not in html_out and "# not a heading" in html_out
+    assert shown[0].bundle()["text/markdown"].startswith("```text\n# not a heading")
+
+
+def test_thinking_is_a_collapsed_section_that_streams() -> None:
+    doc = RunDocument()
+    events = recorded_run(Step(thinking="Let me think about this carefully.", text="Answer."))
+    for event in events[:8]:
+        doc.apply(event)
+    ops = doc.take_ops()
+    shells = [op for op in ops if "<details" in op[2]]
+    assert shells and "open" not in shells[0][2], "collapsed by default"
+    assert any("Let me" in op[2] for op in ops), "its text streams into the section"
+    for event in events[8:]:
+        doc.apply(event)
+    assert "Let me think" not in doc.static_text() and "Answer." in doc.static_text()
+    assert "<details" in doc.static_html()
