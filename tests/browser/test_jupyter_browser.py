@@ -87,7 +87,7 @@ def run_views(page: Any) -> Any:
     return page.locator(".jp-OutputArea-output .tinyagent-run")
 
 
-def test_tutorial_runs_in_lab_with_streamed_text_and_tool_cards(
+def test_tutorial_04_runs_in_lab_with_tool_cards_and_final_state(
     page: Any, jupyter_server: JupyterServer
 ) -> None:
     notebook = "04_agent_magic.ipynb"
@@ -141,6 +141,41 @@ def test_run_streams_live_then_leaves_static_rendering(
     static.get_by_text("word59", exact=False).wait_for(timeout=15_000)
     assert live.count() == 0  # the widget was replaced, not duplicated
     assert static.locator(".ta-card .ta-badge").inner_text().strip() == "done"
+
+
+def test_kernel_interrupt_and_cell_stop_button_end_runs(
+    page: Any, jupyter_server: JupyterServer
+) -> None:
+    notebook = write_notebook(jupyter_server, "interrupt_test.ipynb", [
+        "%load_ext tinyagent.notebook\n"
+        "from tinyagent.testing import ModelServer, Reply\n"
+        "SLOW = ' '.join(f'word{i}' for i in range(300))\n"
+        "server = ModelServer(Reply(text=SLOW, chunking='words', delay=0.05)).start()\n"
+        f"{USE_SERVER}",
+        "%%agent\nFirst slow answer.",
+        "%%agent\nSecond slow answer.",
+        "print('next cell ran after', _agent_last.stop_reason)",
+    ])  # fmt: skip
+    open_in_lab(page, jupyter_server, notebook)
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    cells = page.locator(".jp-Notebook .jp-CodeCell")
+    live = f"{WIDGET_OUTPUT} .tinyagent-run"
+
+    # the kernel's interrupt (the toolbar's stop button) ends the first run mid-stream
+    cells.nth(1).locator(live).get_by_text("word5", exact=False).wait_for(timeout=30_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:interrupt-kernel')")
+    first = cells.nth(1).locator(f"{STATIC_OUTPUT} .tinyagent-run")
+    first.get_by_text("stopped").wait_for(timeout=5_000)
+    assert "word299" not in first.inner_text()
+
+    # the next %%agent cell works normally; its own Stop button ends it mid-stream
+    second_live = cells.nth(2).locator(live)
+    second_live.get_by_text("word5", exact=False).wait_for(timeout=30_000)
+    second_live.locator("button.ta-stop").click()
+    second = cells.nth(2).locator(f"{STATIC_OUTPUT} .tinyagent-run")
+    second.get_by_text("stopped").wait_for(timeout=5_000)
+    assert "word299" not in second.inner_text()
+    cells.nth(3).get_by_text("next cell ran after aborted").wait_for(timeout=10_000)
 
 
 def _panel_notebook(server: JupyterServer) -> str:
@@ -198,11 +233,15 @@ XSS_REPLY = (
 )
 
 
+# reasoning is rendered as Markdown too (in the collapsed "Thinking" section)
+XSS_REASONING = 'Thinking <svg onload="window.__xss = 5"></svg><iframe src="javascript:1"></iframe>'
+
+
 def test_model_output_cannot_run_script(page: Any, jupyter_server: JupyterServer) -> None:
     notebook = write_notebook(jupyter_server, "xss_test.ipynb", [
         "%load_ext tinyagent.notebook\n"
         "from tinyagent.testing import ModelServer, Reply\n"
-        f"server = ModelServer(Reply(text={XSS_REPLY!r})).start()\n"
+        f"server = ModelServer(Reply(text={XSS_REPLY!r}, reasoning={XSS_REASONING!r})).start()\n"
         f"{USE_SERVER}",
         "%%agent\nSay something nasty.",
     ])  # fmt: skip
@@ -216,7 +255,7 @@ def test_model_output_cannot_run_script(page: Any, jupyter_server: JupyterServer
         bold.hover()
     time.sleep(0.5)
     assert page.evaluate("window.__xss") is None
-    assert view.locator("script").count() == 0
+    assert view.locator("script, iframe").count() == 0
     assert (
         page.evaluate(
             "[...document.querySelectorAll('.tinyagent *')].some(n => [...n.attributes]"
