@@ -233,6 +233,19 @@ def test_start_failure_is_raised_with_the_secret_scrubbed() -> None:
     run(main())
 
 
+def test_start_failure_stops_watching_the_signal() -> None:
+    handle = ScriptedBatchHandle(start_error="failed to start openai-completions stream: boom")
+
+    async def main() -> list[asyncio.Task[Any]]:
+        response = response_for(handle, signal=asyncio.Event())
+        with pytest.raises(RuntimeError, match="boom"):
+            await response.__anext__()
+        await asyncio.sleep(0)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    assert asyncio.run(main()) == []  # no signal watcher left pending
+
+
 def test_final_error_message_is_scrubbed() -> None:
     leaked = final_dict(stop_reason="error", error="HTTP 401: bad key sk-live-1")
     handle = ScriptedBatchHandle(START, ("error", None, "error", leaked))

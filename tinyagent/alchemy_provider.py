@@ -407,7 +407,11 @@ class AlchemyStreamResponse:
         batch = self._batch_source()
         if batch is not None:
             if event is None:
-                event = await batch.next()
+                try:
+                    event = await batch.next()
+                except BaseException:  # start failure or cancellation: nothing left to watch
+                    self._stop_watching()
+                    raise
             if event is None:
                 self._finish_iteration()
                 raise StopAsyncIteration
@@ -419,7 +423,11 @@ class AlchemyStreamResponse:
         try:
             raw = await self._thread_worker().call("next_event")
         except Exception as exc:
+            self._stop_watching()
             self._raise_scrubbed(exc)
+        except BaseException:
+            self._stop_watching()
+            raise
         if raw is None:
             self._thread_events_done = True
             self._finish_iteration()
