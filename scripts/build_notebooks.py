@@ -87,7 +87,11 @@ def kernel_env() -> dict[str, str]:
 def build(source: Path) -> tuple[Path, float]:
     nb = nbformat.v4.new_notebook()
     nb.cells = parse_source(source.read_text(encoding="utf-8"))
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     # stable cell ids keep diffs small when a tutorial is rebuilt
     for number, cell in enumerate(nb.cells):
