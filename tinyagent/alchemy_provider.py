@@ -453,20 +453,26 @@ class AlchemyStreamResponse:
         if self._final_message is not None:
             return self._final_message
         self._watch_signal()
-        batch = self._batch_source()
-        if batch is not None:
-            raw: object = await batch.final_message()
-        else:
-            try:
-                raw = await self._thread_worker().call("result")
-            except Exception as exc:
-                self._raise_scrubbed(exc)
-            if self._thread_events_done or self._closed:
-                self._thread_worker().stop()
+        try:
+            raw = await self._raw_final_message()
+        finally:
+            self._stop_watching()  # the stream has ended, failed or been cancelled
         message = validate_final_message(raw)
         self._final_message = message
-        self._stop_watching()
         return message
+
+    async def _raw_final_message(self) -> object:
+        batch = self._batch_source()
+        if batch is not None:
+            return await batch.final_message()
+        worker = self._thread_worker()
+        try:
+            raw = await worker.call("result")
+        except Exception as exc:
+            self._raise_scrubbed(exc)
+        if self._thread_events_done or self._closed:
+            worker.stop()
+        return raw
 
     async def aclose(self) -> None:
         """Stop the stream: cancel the HTTP request (wire R1) and end the iteration."""
