@@ -46,7 +46,7 @@ ANSWER = ("Streaming **live** answer.\\n\\n<script>window.__xss = 1</script>\\n\
           "<img src=x onerror=\\"window.__xss = 2\\">\\n\\n[link](javascript:window.__xss=3)\\n\\n"
           "| col a | col b |\\n|---|---|\\n| 1 | 2 |\\n\\n" + "More words here. " * 60 + "\\n\\nTHE END")
 slow = ModelServer(ScriptedBrain([Reply(text=ANSWER, chunk_chars=6, delay=0.015)], when_exhausted="repeat")).start()
-slower = ModelServer(ScriptedBrain([Reply(text=ANSWER * 3, chunk_chars=6, delay=0.03)])).start()
+slower = ModelServer(ScriptedBrain([Reply(text=ANSWER * 3 + " LAST WORD", chunk_chars=6, delay=0.03)])).start()
 %load_ext tinyagent.notebook"""
 CELL = "%%agent --provider local --base-url {slow.url}\nTell me something"
 PANEL = "from tinyagent.notebook import ChatPanel\npanel = ChatPanel()\npanel"
@@ -128,7 +128,10 @@ def wait_for_kernel(base: str, token: str, timeout: float = 60) -> None:
     raise AssertionError("the notebook's kernel never became idle")
 
 
-def test_lab_streams_live_renders_safely_and_the_panel_stops(lab: tuple[str, str, Path]) -> None:
+@pytest.mark.parametrize("front_end", ["lab", "notebook7"])
+def test_streams_live_renders_safely_and_the_panel_stops(
+    lab: tuple[str, str, Path], front_end: str
+) -> None:
     base, token, tmp_path = lab
     artifacts = Path(os.environ.get("TINYAGENT_ARTIFACTS", tmp_path))
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -136,7 +139,8 @@ def test_lab_streams_live_renders_safely_and_the_panel_stops(lab: tuple[str, str
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1300, "height": 1800})
         try:
-            page.goto(f"{base}/lab/tree/live.ipynb?reset&token={token}")
+            path = "lab/tree/live.ipynb?reset&" if front_end == "lab" else "notebooks/live.ipynb?"
+            page.goto(f"{base}/{path}token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60000)
             wait_for_kernel(base, token)
             page.locator(".lm-MenuBar-item", has_text="Run").first.click()
@@ -177,7 +181,7 @@ def test_lab_streams_live_renders_safely_and_the_panel_stops(lab: tuple[str, str
             stopped = page.locator(
                 ".jp-OutputArea-output .tinyagent-run", has_text="stopped"
             ).first.inner_text()
-            assert "THE END" not in stopped
+            assert "LAST WORD" not in stopped
 
             # the panel: Enter sends; while running Send reads "Queue"; Stop stops mid-stream
             panel = page.locator(".tinyagent-panel").first
@@ -203,5 +207,5 @@ def test_lab_streams_live_renders_safely_and_the_panel_stops(lab: tuple[str, str
             )
             assert page.evaluate("() => window.__xss") is None
         finally:
-            page.screenshot(path=str(artifacts / "notebook_live_lab.png"), full_page=True)
+            page.screenshot(path=str(artifacts / f"notebook_live_{front_end}.png"), full_page=True)
             browser.close()
