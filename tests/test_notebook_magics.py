@@ -523,3 +523,26 @@ def test_record_then_replay_a_cell_through_a_cassette(
     assert "Recorded answer." in captured.outputs[0].data["text/plain"]
     with pytest.raises(UsageError, match="no cassette"):
         shell.run_cell_magic("agent", f"--replay {tmp_path / 'missing.jsonl'}", "x")
+
+
+def test_cache_flags_hold_for_one_cell(shell: InteractiveShell) -> None:
+    use_script(shell, [Step(text="a"), Step(text="b"), Step(text="c")])
+    agent = shell.user_ns["bot"]
+    agent.enable_prompt_caching = True
+    seen: list[bool] = []
+    original = agent.stream_fn
+
+    async def spy(model: Any, context: Any, options: Any) -> Any:
+        seen.append(agent.enable_prompt_caching)
+        return await original(model, context, options)
+
+    agent.stream_fn = spy
+    with capture_output():
+        shell.run_cell_magic("agent", "--agent bot --no-cache", "one")
+        shell.run_cell_magic("agent", "--agent bot", "two")
+        agent.enable_prompt_caching = False
+        shell.run_cell_magic("agent", "--agent bot --cache", "three")
+    assert seen == [False, True, True]
+    assert agent.enable_prompt_caching is False
+    magics = _magics._ACTIVE
+    assert magics.conversations["default"].agent.enable_prompt_caching is True, "on by default"
