@@ -247,7 +247,7 @@ fn content_filter_is_an_error() {
 fn unknown_finish_reason_is_stop_with_a_warning() {
     let mut p = ChunkProcessor::new(config(OAI));
     let mut out = Vec::new();
-    p.on_sse_data(&finish("eos_token").to_string(), false, &mut out);
+    p.on_sse_data(&finish("made_up_reason").to_string(), false, &mut out);
     p.on_sse_data("[DONE]", false, &mut out);
     assert_eq!(
         terminal(&out),
@@ -257,7 +257,7 @@ fn unknown_finish_reason_is_stop_with_a_warning() {
     );
     assert_eq!(
         p.diagnostics().unknown_finish_reason.as_deref(),
-        Some("eos_token")
+        Some("made_up_reason")
     );
 }
 

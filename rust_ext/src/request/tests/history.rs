@@ -123,7 +123,7 @@ fn assistant_text_tool_calls_and_dropped_turns() {
             {"role": "user", "content": "q2"},
             {"role": "assistant", "content": null, "tool_calls": [
                 {"id": "c1", "type": "function",
-                 "function": {"name": "read", "arguments": "{\"n\":1,\"path\":\"a b\"}"}},
+                 "function": {"name": "read", "arguments": "{\"path\":\"a b\",\"n\":1}"}},
                 {"id": "c2", "type": "function", "function": {"name": "ls", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "c1", "content": "A\nB"},
             {"role": "tool", "tool_call_id": "c2", "content": "(no output)"},
