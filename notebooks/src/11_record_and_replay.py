@@ -121,6 +121,29 @@ print(message.error_message)
 print("unknown requests so far:", len(replay_brain.misses))
 
 # %% [markdown]
+# ## In a notebook: `%%agent --record` and `--replay`
+#
+# The magic does the same for one cell. `--record PATH` sends the cell through a recording
+# server to the conversation's real endpoint (here the demo model, started by `%agent demo`);
+# `--replay PATH` answers from the cassette, with no network and no key. The replaying cell
+# below uses a separate, named conversation, so its request is the same as the recorded one.
+
+# %%
+%load_ext tinyagent.notebook
+%agent demo
+
+# %%
+%%agent --record magic-cell.jsonl
+What is a cassette?
+
+# %%
+%%agent --name replayed --provider local --replay magic-cell.jsonl
+What is a cassette?
+
+# %%
+Path("magic-cell.jsonl").unlink()
+
+# %% [markdown]
 # ## A whole notebook: `TINYAGENT_CASSETTE`
 #
 # Every tutorial starts its model server with `cassette_brain(DemoBrain())`. That helper returns
