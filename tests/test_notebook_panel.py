@@ -132,3 +132,13 @@ def test_bad_settings_and_stable_repr(comms: list[RecordingComm]) -> None:
     data = panel._repr_mimebundle_()
     data = data[0] if isinstance(data, tuple) else data
     assert data["text/plain"] == "AgentView(panel)"
+
+
+def test_send_without_a_running_loop_uses_a_worker_loop(comms: list[RecordingComm]) -> None:
+    agent, _ = scripted_agent([Step(text="from a plain script")])
+    panel = ChatPanel(agent)
+    run = panel.send("hello")
+    assert run is not None
+    result = run.wait_sync(3)
+    assert result.content[0].text == "from a plain script"
+    assert "from a plain script" in transcript(panel)

@@ -98,6 +98,8 @@ class RunSpec:
     max_tokens: int | None = None
     cache: bool | None = None
     confirm: bool = False
+    # --agent VAR: cell options applied on top of that Agent's own model for this run only
+    overrides: dict[str, str] = field(default_factory=dict)
     on_done: list[Callable[[AssistantMessage | None], None]] = field(default_factory=list)
 
 
@@ -207,6 +209,7 @@ def _run_settings(conversation: Conversation, spec: RunSpec, renderer: Renderer)
         agent.temperature = resolved.temperature if spec.temperature is None else spec.temperature
         agent.max_tokens = resolved.max_tokens if spec.max_tokens is None else spec.max_tokens
     else:
+        _apply_overrides(agent, spec.overrides)
         if spec.temperature is not None:
             agent.temperature = spec.temperature
         if spec.max_tokens is not None:
@@ -234,6 +237,23 @@ def _run_settings(conversation: Conversation, spec: RunSpec, renderer: Renderer)
             agent.temperature = saved["temperature"] if resolved is None else None
             agent.max_tokens = saved["max_tokens"] if resolved is None else None
             agent.enable_prompt_caching = saved["enable_prompt_caching"]
+
+
+def _apply_overrides(agent: Any, overrides: Mapping[str, str]) -> None:
+    """Change only what the cell asked for, keeping the Agent's own routing and headers."""
+    update = {
+        field: overrides[key]
+        for key, field in (("model", "id"), ("provider", "provider"), ("base_url", "base_url"))
+        if overrides.get(key)
+    }
+    if update:
+        current = agent.state.model
+        if current is not None:
+            agent.set_model(current.model_copy(update=update))
+        else:
+            agent.set_model(build_model(resolve(("cell option", overrides))))
+    if overrides.get("system") is not None:
+        agent.set_system_prompt(overrides["system"])
 
 
 def last_assistant(agent: Any) -> AssistantMessage | None:

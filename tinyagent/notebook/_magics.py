@@ -271,9 +271,10 @@ class AgentMagics(Magics):
             tools = self.resolve_tools(conv.tool_names)
         if args.new:
             conv.agent.reset()
+        overrides: dict[str, str] = {}
+        resolved: Resolved | None = None
         if conv.external:
-            run_options = {k: v for k, v in sticky.items() if v is not None}
-            resolved = conv.resolve(self.config_layers(), run_options) if run_options else None
+            overrides = {k: v for k, v in sticky.items() if v is not None}
         else:
             conv.update_sticky(**sticky)
             resolved = conv.resolve(self.config_layers(), {})
@@ -307,6 +308,7 @@ class AgentMagics(Magics):
             max_tokens=args.max_tokens,
             cache=args.cache,
             confirm=args.confirm,
+            overrides=overrides,
         )
         spec.on_done.append(lambda message: self._store(message, args))
         conv.current = run  # visible to %agent stop/steer before the run's loop picks it up
