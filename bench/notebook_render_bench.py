@@ -49,7 +49,14 @@ class RecordingComm(BaseComm):
         self.sent: list[tuple[str, int, bool]] = []
         super().__init__(*args, **kwargs)
 
-    def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any) -> None:
+    def publish_msg(
+        self,
+        msg_type: str,
+        data: Any = None,
+        metadata: Any = None,
+        buffers: Any = None,
+        **keys: Any,
+    ) -> None:
         custom = isinstance(data, dict) and data.get("method") == "custom"
         self.sent.append((msg_type, len(json.dumps(data, default=str).encode()), custom))
 
@@ -73,10 +80,20 @@ def reply_text(tokens: int) -> str:
         if i % 30 == 0:
             out.append(f"\n## Part {i // 30}\n\n")
         if i % 30 == 10:
-            out.append("```python\n" + "".join(f"result_{i}_{j} = compute({j}, scale={i})\n" for j in range(6)) + "```\n\n")
+            out.append(
+                "```python\n"
+                + "".join(f"result_{i}_{j} = compute({j}, scale={i})\n" for j in range(6))
+                + "```\n\n"
+            )
         if i % 30 == 20:
-            out.append("| item | value | note |\n|---|---|---|\n" + "".join(f"| {j} | {j * i} | row {j} |\n" for j in range(5)) + "\n")
-        out.append(f"Sentence {i} explains one more step of the answer in plain words, with *emphasis* and `code`.\n\n")
+            out.append(
+                "| item | value | note |\n|---|---|---|\n"
+                + "".join(f"| {j} | {j * i} | row {j} |\n" for j in range(5))
+                + "\n"
+            )
+        out.append(
+            f"Sentence {i} explains one more step of the answer in plain words, with *emphasis* and `code`.\n\n"
+        )
         chars = sum(len(p) for p in out)
         i += 1
     return "".join(out)
@@ -85,13 +102,31 @@ def reply_text(tokens: int) -> str:
 def events_for(text: str) -> list[Any]:
     partial = AssistantMessage(content=[TextContent(text="")], usage=new_zero_usage())
     events: list[Any] = [AgentStartEvent(), TurnStartEvent(), MessageStartEvent(message=partial)]
-    events.append(MessageUpdateEvent(message=partial, assistant_message_event=AssistantMessageEvent(type="text_start", content_index=0)))
+    events.append(
+        MessageUpdateEvent(
+            message=partial,
+            assistant_message_event=AssistantMessageEvent(type="text_start", content_index=0),
+        )
+    )
     for i in range(0, len(text), 4):
         inner = AssistantMessageEvent(type="text_delta", content_index=0, delta=text[i : i + 4])
         events.append(MessageUpdateEvent(message=partial, assistant_message_event=inner))
-    events.append(MessageUpdateEvent(message=partial, assistant_message_event=AssistantMessageEvent(type="text_end", content_index=0, content=text)))
-    final = AssistantMessage(content=[TextContent(text=text)], stop_reason="stop", usage=new_zero_usage())
-    events += [MessageEndEvent(message=final), TurnEndEvent(message=final), AgentEndEvent(messages=[final])]
+    events.append(
+        MessageUpdateEvent(
+            message=partial,
+            assistant_message_event=AssistantMessageEvent(
+                type="text_end", content_index=0, content=text
+            ),
+        )
+    )
+    final = AssistantMessage(
+        content=[TextContent(text=text)], stop_reason="stop", usage=new_zero_usage()
+    )
+    events += [
+        MessageEndEvent(message=final),
+        TurnEndEvent(message=final),
+        AgentEndEvent(messages=[final]),
+    ]
     return events
 
 
@@ -147,33 +182,48 @@ def run_naive(text: str, rate: float) -> dict[str, float]:
     for end in range(4, len(text) + 4, 4):
         now += 1 / rate
         if now - last >= interval or end >= len(text):
-            sent += len(json.dumps({"method": "update", "state": {"value": markdown_html(text[:end])}}))
+            sent += len(
+                json.dumps({"method": "update", "state": {"value": markdown_html(text[:end])}})
+            )
             count += 1
             last = now
     tokens = len(range(0, len(text), 4))
-    return {"messages": count, "bytes": sent, "bytes_per_token": sent / tokens, "cpu_us_per_token": (time.process_time() - cpu) / tokens * 1e6}
+    return {
+        "messages": count,
+        "bytes": sent,
+        "bytes_per_token": sent / tokens,
+        "cpu_us_per_token": (time.process_time() - cpu) / tokens * 1e6,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=20000)
     parser.add_argument("--rates", default="50,200,1000", help="simulated tokens per second")
-    parser.add_argument("--naive", action="store_true", help="also measure the resend-everything design")
+    parser.add_argument(
+        "--naive", action="store_true", help="also measure the resend-everything design"
+    )
     args = parser.parse_args()
     text = reply_text(args.tokens)
     events = events_for(text)
     print(f"reply: {len(range(0, len(text), 4))} tokens, {len(text)} characters\n")
-    print(f"{'tok/s':>6} {'messages':>9} {'max msg/s':>9} {'KiB sent':>9} {'B/token':>8} {'CPU µs/token':>13}")
+    print(
+        f"{'tok/s':>6} {'messages':>9} {'max msg/s':>9} {'KiB sent':>9} {'B/token':>8} {'CPU µs/token':>13}"
+    )
     for rate in (float(r) for r in args.rates.split(",")):
         r = run_live(events, rate)
-        print(f"{rate:>6.0f} {r['messages']:>9.0f} {r['max_per_s']:>9.0f} {r['bytes'] / 1024:>9.0f} {r['bytes_per_token']:>8.1f} {r['cpu_us_per_token']:>13.1f}")
+        print(
+            f"{rate:>6.0f} {r['messages']:>9.0f} {r['max_per_s']:>9.0f} {r['bytes'] / 1024:>9.0f} {r['bytes_per_token']:>8.1f} {r['cpu_us_per_token']:>13.1f}"
+        )
     print("\nlinearity at 200 tok/s (bytes for n tokens / bytes for n/4 tokens; linear = 4):")
     quarter = run_live(events_for(reply_text(args.tokens // 4)), 200)
     full = run_live(events, 200)
     print(f"  {full['bytes'] / quarter['bytes']:.2f}")
     if args.naive:
         naive = run_naive(text, 200)
-        print(f"\nnaive resend-everything at 200 tok/s: {naive['messages']:.0f} messages, {naive['bytes'] / 1024:.0f} KiB, {naive['bytes_per_token']:.0f} B/token, {naive['cpu_us_per_token']:.0f} CPU µs/token")
+        print(
+            f"\nnaive resend-everything at 200 tok/s: {naive['messages']:.0f} messages, {naive['bytes'] / 1024:.0f} KiB, {naive['bytes_per_token']:.0f} B/token, {naive['cpu_us_per_token']:.0f} CPU µs/token"
+        )
 
 
 if __name__ == "__main__":
