@@ -16,6 +16,7 @@ import nbformat
 
 JupyterServer = Any  # the fixture type lives in conftest.py (not importable as a module)
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 RUN_TIMEOUT_MS = 90_000  # whole-notebook runs on a loaded 2-core machine
 
 
@@ -275,6 +276,26 @@ def test_model_output_cannot_run_script(page: Any, jupyter_server: JupyterServer
     assert "bold" in static.first.inner_text()
     time.sleep(0.5)
     assert page.evaluate("window.__xss") is None
+
+    # and with no kernel and no Jupyter at all: nbconvert's HTML export of the saved notebook
+    html_page = export_html(jupyter_server.root / notebook)
+    page.goto(html_page.as_uri())
+    exported = page.locator(".tinyagent-run").first
+    exported.get_by_text("bold").wait_for(timeout=10_000)
+    assert "Say something nasty." in page.locator("body").inner_text()
+    time.sleep(0.5)
+    assert page.evaluate("window.__xss") is None
+
+
+def export_html(notebook: Path) -> Path:
+    """nbconvert's HTML export (what GitHub-like static viewers show): no kernel involved."""
+    from nbconvert import HTMLExporter
+
+    body, _resources = HTMLExporter().from_filename(str(notebook))
+    target = ARTIFACTS / f"{notebook.stem}.html"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    target.write_text(body, encoding="utf-8")
+    return target
 
 
 def _wait_saved_with_html(path: Path, timeout: float = 10.0) -> None:
