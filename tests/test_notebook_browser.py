@@ -25,6 +25,8 @@ import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 nbformat = pytest.importorskip("nbformat")
+pytest.importorskip("jupyterlab", reason="pip install jupyterlab notebook")
+pytest.importorskip("notebook", reason="pip install jupyterlab notebook")
 CHROMIUM = "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian chromium is not installed", allow_module_level=True)
