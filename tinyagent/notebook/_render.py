@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -236,6 +237,10 @@ class LiveRenderer(Renderer):
             self.view.close()
 
     async def confirm(self, card: ToolCard) -> bool:
+        if threading.current_thread() is not threading.main_thread():
+            # the worker-loop fallback: the kernel handles the click only after the cell ends,
+            # so waiting for it would deadlock; ask through stdin instead
+            return await super().confirm(card)
         key = card.id
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._confirms[key] = future
