@@ -26,7 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def start_kernel(render: str) -> tuple[Any, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
-    env.update(TINYAGENT_RENDER=render, PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
+    env.update(
+        TINYAGENT_RENDER=render, PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    )
     manager = jupyter_client.KernelManager(kernel_name="python3")
     manager.start_kernel(env=env, cwd=str(REPO))
     client = manager.client()
@@ -204,3 +206,54 @@ def test_run_cell_magic_from_code_streams_live_from_the_worker_loop_and_interrup
     assert "[stopped]" in static["text/plain"]
     reply, outputs = run_cell(client, "%%agent\nStill there?")
     assert reply["status"] == "ok"
+
+
+def test_confirm_buttons_are_answered_mid_run_on_the_kernel_loop(live_kernel: Any) -> None:
+    from tinyagent.testing import ToolCallSpec
+
+    manager, client = live_kernel
+    reply, outputs = run_cell(
+        client,
+        "%load_ext tinyagent.notebook\n"
+        "ran = []\n"
+        "def add(a: float, b: float) -> float:\n"
+        "    ran.append((a, b))\n"
+        "    return a + b",
+    )
+    assert reply["status"] == "ok"
+    script = ScriptedBrain(
+        [Reply(tool_calls=[ToolCallSpec("add", {"a": 2, "b": 40})]), Reply(text="It is 42.")]
+    )
+    with ModelServer(script) as server:
+        msg_id = client.execute(
+            f"%%agent --confirm -t add --provider local --base-url {server.url}\nAdd 2 and 40"
+        )
+        comm_id, key = "", ""
+        deadline = time.monotonic() + 20
+        while not key and time.monotonic() < deadline:
+            try:
+                msg = client.get_iopub_msg(timeout=0.2)
+            except queue.Empty:
+                continue
+            content = msg["content"]
+            if (
+                msg["msg_type"] == "comm_open"
+                and content["data"]["state"].get("state", {}).get("kind") == "run"
+            ):
+                comm_id = content["comm_id"]
+            if msg["msg_type"] == "comm_msg" and content["comm_id"] == comm_id:
+                for op in content["data"].get("content", {}).get("ops", []):
+                    if "data-confirm=" in op[2]:
+                        key = op[2].split('data-confirm="', 1)[1].split('"', 1)[0]
+        assert key, "the approve/deny prompt was shown in the cell"
+        click = {
+            "comm_id": comm_id,
+            "data": {"method": "custom", "content": {"event": "confirm", "id": key, "ok": True}},
+        }
+        client.shell_channel.send(client.session.msg("comm_msg", click))
+        reply, outputs = collect(client, msg_id, timeout=20)
+    assert reply["status"] == "ok"
+    static = next(m for m in outputs if m["msg_type"] == "update_display_data")["content"]["data"]
+    assert "It is 42." in static["text/plain"] and "-> done] 42" in static["text/plain"]
+    reply, outputs = run_cell(client, "print(ran)")
+    assert plain(outputs).strip() == "[(2.0, 40.0)]"
