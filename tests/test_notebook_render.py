@@ -527,3 +527,29 @@ def test_thinking_is_a_collapsed_section_that_streams() -> None:
         doc.apply(event)
     assert "Let me think" not in doc.static_text() and "Answer." in doc.static_text()
     assert "<details" in doc.static_html()
+
+
+def test_on_update_partials_show_live_until_the_result_arrives() -> None:
+    from tinyagent.agent_types import AgentToolResult, ToolExecutionUpdateEvent
+
+    doc = RunDocument()
+    events = recorded_run(
+        Step(tool_calls=[("t1", "crawl", {"url": "x"})]), tool_results={"t1": ("3 pages", False)}
+    )
+    end = next(i for i, e in enumerate(events) if e.type == "tool_execution_end")
+    for event in events[:end]:
+        doc.apply(event)
+    doc.take_ops()
+    for n in (1, 2):
+        partial = AgentToolResult(content=[TextContent(text=f"{n} pages so far")])
+        doc.apply(
+            ToolExecutionUpdateEvent(tool_call_id="t1", tool_name="crawl", partial_result=partial)
+        )
+        ops = doc.take_ops()
+        assert [op for op in ops if op[0].endswith(".p") and f"{n} pages so far" in op[2]]
+    for event in events[end:]:
+        doc.apply(event)
+    ops = doc.take_ops()
+    assert [op for op in ops if op[0].endswith(".p") and op[2] == ""], "the progress part goes"
+    assert [op for op in ops if op[0].endswith(".r") and "3 pages" in op[2]]
+    assert doc.card("t1").status == "done"
