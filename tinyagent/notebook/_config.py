@@ -17,27 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._provider_routing import PROVIDER_KEY_ENV
+
 DEFAULT_PROVIDER = "openrouter"
 DEFAULT_MODEL = "moonshotai/kimi-k2.5"
 
-#: provider (lowercased) → environment variables that may hold its key, first wins (contract §8.2)
-PROVIDER_KEY_VARS: dict[str, tuple[str, ...]] = {
-    "openai": ("OPENAI_API_KEY",),
-    "openrouter": ("OPENROUTER_API_KEY",),
-    "minimax": ("MINIMAX_API_KEY",),
-    "minimax-cn": ("MINIMAX_CN_API_KEY",),
-    "anthropic": ("ANTHROPIC_OAUTH_TOKEN", "ANTHROPIC_API_KEY"),
-    "groq": ("GROQ_API_KEY",),
-    "cerebras": ("CEREBRAS_API_KEY",),
-    "xai": ("XAI_API_KEY",),
-    "mistral": ("MISTRAL_API_KEY",),
-    "google": ("GEMINI_API_KEY",),
-    "kimi": ("KIMI_API_KEY",),
-    "zai": ("ZAI_API_KEY",),
-    "featherless": ("FEATHERLESS_API_KEY",),
-    "vercel-ai-gateway": ("AI_GATEWAY_API_KEY",),
-    "chutes": ("CHUTES_API_KEY",),
-}
+#: provider (lowercased) → environment variables that may hold its key, first wins: the
+#: provider's own table (api-contract §8.2), so the notebook names exactly what the core reads.
+PROVIDER_KEY_VARS: dict[str, tuple[str, ...]] = PROVIDER_KEY_ENV
 
 #: settings ``%agent config key=value`` accepts, with their converters
 SESSION_KEYS = ("model", "provider", "base_url", "system", "temperature", "max_tokens")
