@@ -13,7 +13,14 @@ import asyncio
 import sys
 from typing import Any
 
-from tinyagent import Agent, AgentOptions, AgentTool, AgentToolResult, TextContent
+from tinyagent import (
+    Agent,
+    AgentOptions,
+    AgentTool,
+    AgentToolResult,
+    AssistantMessage,
+    TextContent,
+)
 from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
 from tinyagent.testing import DemoBrain, ModelServer
 
@@ -66,11 +73,11 @@ async def run(prompts: list[str]) -> None:
         for prompt in prompts:
             print(f">>> {prompt}")
             reply = await agent.prompt(prompt)
-            if getattr(reply, "stop_reason", None) in ("error", "aborted"):
+            if isinstance(reply, AssistantMessage) and reply.stop_reason in ("error", "aborted"):
                 print(f"[{reply.stop_reason}] {reply.error_message}")
             print()
-        usage = [m.usage for m in agent.state.messages if getattr(m, "usage", None)]
-        total = sum(u.get("total_tokens", 0) for u in usage)
+        replies = [m for m in agent.state.messages if isinstance(m, AssistantMessage)]
+        total = sum((m.usage or {}).get("total_tokens", 0) for m in replies)
         print(f"{len(agent.state.messages)} messages in the conversation, {total} tokens in all.")
 
 
