@@ -206,7 +206,7 @@ def _messages_from_markdown(text: str) -> tuple[str, list[Any]]:
 
 
 def cmd_load(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
-    from pydantic import TypeAdapter, ValidationError
+    from pydantic import ValidationError
 
     from tinyagent.agent_types import AssistantMessage, ToolResultMessage, UserMessage
 
@@ -222,13 +222,13 @@ def cmd_load(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
             data = json.loads(text)
             if data.get("format") != TRANSCRIPT_FORMAT:
                 raise ValueError(f"not a {TRANSCRIPT_FORMAT} file")
-            by_role = {
+            by_role: dict[str, type[UserMessage | AssistantMessage | ToolResultMessage]] = {
                 "user": UserMessage,
                 "assistant": AssistantMessage,
                 "tool_result": ToolResultMessage,
             }
             messages: list[Any] = [
-                TypeAdapter(by_role[m["role"]]).validate_python(m) for m in data["messages"]
+                by_role[m["role"]].model_validate(m) for m in data["messages"]
             ]
         except (ValueError, KeyError, TypeError, ValidationError) as exc:
             raise UsageError(
