@@ -83,6 +83,28 @@ WIDGET_OUTPUT = '.jp-OutputArea-output:not([data-mime-type="text/html"])'
 STATIC_OUTPUT = '.jp-OutputArea-output[data-mime-type="text/html"]'
 
 
+def wait_for_live_text(cell: Any, text: str, timeout: float = 30.0) -> None:
+    """Wait until the cell's live widget view shows ``text``; on timeout, fail with a timeline of
+    what the cell's outputs showed instead (a blank live view and a late static rendering are
+    different bugs)."""
+    live = cell.locator(f"{WIDGET_OUTPUT} .tinyagent-run")
+    timeline: list[str] = []
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if text in " ".join(live.all_inner_texts()):
+            return
+        snapshot = cell.locator(".jp-OutputArea-output").evaluate_all(
+            "nodes => nodes.map(n => (n.getAttribute('data-mime-type') || 'widget') + '='"
+            " + n.innerText.replace(/\\s+/g, ' ').slice(0, 40)).join(' | ')"
+        )
+        if not timeline or not timeline[-1].endswith(snapshot):
+            timeline.append(f"{time.monotonic() - started:5.1f}s {snapshot}")
+        time.sleep(0.1)
+    raise AssertionError(
+        f"live view never showed {text!r}; outputs over time:\n" + "\n".join(timeline)
+    )
+
+
 def run_views(page: Any) -> Any:
     """Rendered runs: the live widget while a run streams, the static HTML once it ended."""
     return page.locator(".jp-OutputArea-output .tinyagent-run")
@@ -163,7 +185,7 @@ def test_kernel_interrupt_and_cell_stop_button_end_runs(
     live = f"{WIDGET_OUTPUT} .tinyagent-run"
 
     # the kernel's interrupt (the toolbar's stop button) ends the first run mid-stream
-    cells.nth(1).locator(live).get_by_text("word5", exact=False).wait_for(timeout=30_000)
+    wait_for_live_text(cells.nth(1), "word5")
     page.evaluate("window.jupyterapp.commands.execute('notebook:interrupt-kernel')")
     first = cells.nth(1).locator(f"{STATIC_OUTPUT} .tinyagent-run")
     first.get_by_text("stopped").wait_for(timeout=5_000)
@@ -171,7 +193,7 @@ def test_kernel_interrupt_and_cell_stop_button_end_runs(
 
     # the next %%agent cell works normally; its own Stop button ends it mid-stream
     second_live = cells.nth(2).locator(live)
-    second_live.get_by_text("word5", exact=False).wait_for(timeout=30_000)
+    wait_for_live_text(cells.nth(2), "word5")
     second_live.locator("button.ta-stop").click()
     second = cells.nth(2).locator(f"{STATIC_OUTPUT} .tinyagent-run")
     second.get_by_text("stopped").wait_for(timeout=5_000)
