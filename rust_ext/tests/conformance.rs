@@ -35,15 +35,27 @@ const NO_FINISH_NO_DONE: [&str; 3] = [
     "pydantic-pydantic-ai--test-clean-eof-without-finish-reason-is-accepted-by-default--i0",
 ];
 
-fn load_cases() -> Vec<Value> {
-    let file = std::fs::File::open(CORPUS).unwrap_or_else(|e| panic!("open {CORPUS}: {e}"));
+/// The corpus lives in the `shared/` folder beside the repository (as in CI), not in the
+/// repository itself: without it the test says so and passes, unless `CI` is set, where a
+/// missing corpus is a failure.
+fn load_cases() -> Option<Vec<Value>> {
+    let file = match std::fs::File::open(CORPUS) {
+        Ok(file) => file,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("conformance corpus not found at {CORPUS} ({e}); skipped");
+            return None;
+        }
+        Err(e) => panic!("open {CORPUS}: {e}"),
+    };
     let mut text = String::new();
     flate2::read::GzDecoder::new(file)
         .read_to_string(&mut text)
         .expect("gunzip corpus");
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("corpus line is JSON"))
-        .collect()
+    Some(
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("corpus line is JSON"))
+            .collect(),
+    )
 }
 
 /// Piece lengths 1..=97 from a tiny LCG seeded per case: reproducible, and cuts fall inside
@@ -312,7 +324,9 @@ fn check_case(case: &Value, events: &[Event], msg: &MessageState, diffs: &mut Ve
 
 #[test]
 fn every_recorded_stream_matches_expected() {
-    let cases = load_cases();
+    let Some(cases) = load_cases() else {
+        return;
+    };
     let mut diffs = Vec::new();
     let (mut checked, mut skipped_http, mut departures, mut multi) = (0, 0, 0, 0);
     for (n, case) in cases.iter().enumerate() {
