@@ -366,9 +366,9 @@ def test_history_usage_export_and_load_round_trip(shell: InteractiveShell, tmp_p
 
 
 def test_bg_returns_a_handle_and_steer_stop_work(shell: InteractiveShell) -> None:
-    stream = use_script(
-        shell, [Step(text="word " * 200, chunk=5, delay=0.01), Step(text="steered")]
-    )
+    # Both runs stream slowly, so stop() always lands mid-stream however loaded the machine is.
+    slow = Step(text="word " * 200, chunk=5, delay=0.01)
+    stream = use_script(shell, [slow, slow])
     with capture_output():
         handle = shell.run_cell_magic("agent", "--agent bot --bg --quiet", "long")
     assert repr(handle).startswith("AgentRun('bot'")
