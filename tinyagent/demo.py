@@ -1,6 +1,9 @@
 """``python -m tinyagent.demo``: the product README's quickstart, offline.
 
-Starts the built-in demo model (a loopback OpenAI-compatible server with a deterministic brain,
+``python -m tinyagent.demo --notebook notebooks/01_quickstart.ipynb`` executes a tutorial
+notebook instead (in a fresh kernel, final render mode) and prints each code cell with its output.
+
+Without ``--notebook`` it starts the built-in demo model (a loopback OpenAI-compatible server with a deterministic brain,
 ``tinyagent.testing``), points an ``Agent`` at it through the real stack (the Rust streaming core,
 HTTP and SSE) and streams two answers to the terminal: a free-form prompt, then a prompt that
 makes the model call the README's ``sum`` tool. No network and no API key are needed.
@@ -81,6 +84,42 @@ async def run(prompts: list[str]) -> None:
         print(f"{len(agent.state.messages)} messages in the conversation, {total} tokens in all.")
 
 
+def run_notebook(path: str) -> None:
+    """Execute a tutorial like CI does and print it as a terminal transcript."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    # Final render mode: one plain output per run, as in the committed tutorials (notebook.md §3).
+    os.environ["TINYAGENT_RENDER"] = "final"
+    notebook = nbformat.read(path, as_version=4)
+    workdir = os.path.dirname(os.path.abspath(path))
+    print(f"Running {path} on the offline demo model (no key, no network)...\n")
+    NotebookClient(
+        notebook,
+        timeout=120,
+        resources={"metadata": {"path": workdir}},
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no kernel transport chatter
+    ).execute()
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            title = next((ln for ln in cell.source.splitlines() if ln.startswith("#")), None)
+            if title:
+                print(f"\n{title}\n")
+            continue
+        if cell.cell_type != "code":
+            continue
+        print("\n".join(f"In  | {line}" for line in cell.source.splitlines()))
+        for output in cell.get("outputs", []):
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            if output.get("output_type") == "error":
+                text = f"{output.get('ename')}: {output.get('evalue')}"
+            for line in str(text).rstrip("\n").splitlines():
+                print(f"Out | {line}")
+        print()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -89,8 +128,14 @@ def main(argv: list[str] | None = None) -> None:
         default=["What is the capital of France?", "Please use sum to add 2 and 40."],
         help="prompts to send, in order (one conversation)",
     )
+    parser.add_argument(
+        "--notebook", metavar="PATH", help="execute this tutorial notebook and print it instead"
+    )
     args = parser.parse_args(argv)
-    asyncio.run(run(args.prompts))
+    if args.notebook:
+        run_notebook(args.notebook)
+    else:
+        asyncio.run(run(args.prompts))
 
 
 if __name__ == "__main__":
