@@ -64,6 +64,7 @@ def _missing_requirement() -> str | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # mark before `-m browser` / `-m 'not browser'` selects
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = _missing_requirement()
     here = Path(__file__).parent
