@@ -182,7 +182,9 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter
         log.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs its own event loop, and a second sync_playwright() (e.g.
+# in another test module that drives its own browser) fails while one is still open.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
