@@ -21,26 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
-nbformat = pytest.importorskip("nbformat")
-pytest.importorskip("jupyterlab", reason="pip install jupyterlab notebook")
-pytest.importorskip("notebook", reason="pip install jupyterlab notebook")
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    pytest.skip("Debian chromium is not installed", allow_module_level=True)
-
+# Skips when Chromium, Playwright or Jupyter are missing come from conftest.py, like the browser
+# fixture this test shares with the other browser tests.
 REPO = Path(__file__).resolve().parents[2]
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 SETUP = """\
 from tinyagent.testing import ModelServer, Reply, ScriptedBrain
@@ -132,82 +118,82 @@ def wait_for_kernel(base: str, token: str, timeout: float = 60) -> None:
 
 @pytest.mark.parametrize("front_end", ["lab", "notebook7"])
 def test_streams_live_renders_safely_and_the_panel_stops(
-    lab: tuple[str, str, Path], front_end: str
+    lab: tuple[str, str, Path], front_end: str, browser: Any
 ) -> None:
+    # `browser` is the shared Chromium of conftest.py: one sync Playwright per process at a time.
     base, token, tmp_path = lab
     artifacts = Path(os.environ.get("TINYAGENT_ARTIFACTS", tmp_path))
     artifacts.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1300, "height": 1800})
-        try:
-            path = "lab/tree/live.ipynb?reset&" if front_end == "lab" else "notebooks/live.ipynb?"
-            page.goto(f"{base}/{path}token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60000)
-            wait_for_kernel(base, token)
-            page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+    context = browser.new_context(viewport={"width": 1300, "height": 1800})
+    page = context.new_page()
+    try:
+        path = "lab/tree/live.ipynb?reset&" if front_end == "lab" else "notebooks/live.ipynb?"
+        page.goto(f"{base}/{path}token={token}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60000)
+        wait_for_kernel(base, token)
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
 
-            # live: the run's widget streams (it has the Stop bar while running)
-            page.wait_for_selector(".tinyagent-run.ta-running", timeout=60000)
-            page.wait_for_function(
-                "() => document.querySelector('.tinyagent-run')?.textContent.includes('More words')",
-                timeout=30000,
-            )
-            assert "THE END" not in page.locator(".tinyagent-run").first.inner_text()
-            # the end: replaced by the static rendering (no bar), whole answer, table, no script run
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.jp-OutputArea-output .tinyagent-run')].some(e => !e.querySelector('.ta-bar') && e.textContent.includes('THE END'))",
-                timeout=30000,
-            )
-            static = page.locator(".jp-OutputArea-output .tinyagent-run").first
-            assert static.locator("table").count() == 1
-            assert static.locator("strong", has_text="live").count() == 1
-            assert page.evaluate("() => window.__xss") is None
-            assert static.locator("script").count() == 0
-            assert page.locator(".tinyagent [onerror]").count() == 0
-            assert page.locator('.tinyagent a[href^="javascript"]').count() == 0
+        # live: the run's widget streams (it has the Stop bar while running)
+        page.wait_for_selector(".tinyagent-run.ta-running", timeout=60000)
+        page.wait_for_function(
+            "() => document.querySelector('.tinyagent-run')?.textContent.includes('More words')",
+            timeout=30000,
+        )
+        assert "THE END" not in page.locator(".tinyagent-run").first.inner_text()
+        # the end: replaced by the static rendering (no bar), whole answer, table, no script run
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.jp-OutputArea-output .tinyagent-run')].some(e => !e.querySelector('.ta-bar') && e.textContent.includes('THE END'))",
+            timeout=30000,
+        )
+        static = page.locator(".jp-OutputArea-output .tinyagent-run").first
+        assert static.locator("table").count() == 1
+        assert static.locator("strong", has_text="live").count() == 1
+        assert page.evaluate("() => window.__xss") is None
+        assert static.locator("script").count() == 0
+        assert page.locator(".tinyagent [onerror]").count() == 0
+        assert page.locator('.tinyagent a[href^="javascript"]').count() == 0
 
-            # Stop in a running cell's own widget is processed mid-run (transformer path)
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.tinyagent-run.ta-running')].some(e => e.textContent.includes('More words'))",
-                timeout=30000,
-            )
-            clicked = time.monotonic()
-            page.locator(".tinyagent-run.ta-running .ta-stop").first.click()
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.jp-OutputArea-output .tinyagent-run')].some(e => !e.querySelector('.ta-bar') && e.textContent.includes('stopped'))",
-                timeout=10000,
-            )
-            assert time.monotonic() - clicked < 3
-            stopped = page.locator(
-                ".jp-OutputArea-output .tinyagent-run", has_text="stopped"
-            ).first.inner_text()
-            assert "LAST WORD" not in stopped
+        # Stop in a running cell's own widget is processed mid-run (transformer path)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.tinyagent-run.ta-running')].some(e => e.textContent.includes('More words'))",
+            timeout=30000,
+        )
+        clicked = time.monotonic()
+        page.locator(".tinyagent-run.ta-running .ta-stop").first.click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.jp-OutputArea-output .tinyagent-run')].some(e => !e.querySelector('.ta-bar') && e.textContent.includes('stopped'))",
+            timeout=10000,
+        )
+        assert time.monotonic() - clicked < 3
+        stopped = page.locator(
+            ".jp-OutputArea-output .tinyagent-run", has_text="stopped"
+        ).first.inner_text()
+        assert "LAST WORD" not in stopped
 
-            # the panel: Enter sends; while running Send reads "Queue"; Stop stops mid-stream
-            panel = page.locator(".tinyagent-panel").first
-            panel.wait_for(timeout=30000)
-            box = panel.locator("textarea")
-            box.fill("Hello panel")
-            box.press("Enter")
-            page.wait_for_function(
-                "() => document.querySelector('.tinyagent-panel .ta-transcript')?.textContent.includes('More words')",
-                timeout=30000,
-            )
-            assert panel.locator(".ta-send").inner_text() == "Queue"
-            panel.locator(".ta-stop").click()
-            page.wait_for_function(
-                "() => document.querySelector('.tinyagent-panel .ta-transcript')?.textContent.includes('stopped')",
-                timeout=10000,
-            )
-            transcript = panel.locator(".ta-transcript").inner_text()
-            assert "Hello panel" in transcript and "THE END" not in transcript
-            page.wait_for_function(
-                "() => document.querySelector('.tinyagent-panel .ta-send')?.textContent === 'Send'",
-                timeout=10000,
-            )
-            assert page.evaluate("() => window.__xss") is None
-        finally:
-            page.screenshot(path=str(artifacts / f"notebook_live_{front_end}.png"), full_page=True)
-            browser.close()
+        # the panel: Enter sends; while running Send reads "Queue"; Stop stops mid-stream
+        panel = page.locator(".tinyagent-panel").first
+        panel.wait_for(timeout=30000)
+        box = panel.locator("textarea")
+        box.fill("Hello panel")
+        box.press("Enter")
+        page.wait_for_function(
+            "() => document.querySelector('.tinyagent-panel .ta-transcript')?.textContent.includes('More words')",
+            timeout=30000,
+        )
+        assert panel.locator(".ta-send").inner_text() == "Queue"
+        panel.locator(".ta-stop").click()
+        page.wait_for_function(
+            "() => document.querySelector('.tinyagent-panel .ta-transcript')?.textContent.includes('stopped')",
+            timeout=10000,
+        )
+        transcript = panel.locator(".ta-transcript").inner_text()
+        assert "Hello panel" in transcript and "THE END" not in transcript
+        page.wait_for_function(
+            "() => document.querySelector('.tinyagent-panel .ta-send')?.textContent === 'Send'",
+            timeout=10000,
+        )
+        assert page.evaluate("() => window.__xss") is None
+    finally:
+        page.screenshot(path=str(artifacts / f"notebook_live_{front_end}.png"), full_page=True)
+        context.close()
