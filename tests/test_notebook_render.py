@@ -476,6 +476,27 @@ def test_widget_repr_is_stable_and_state_small(comms: list[RecordingComm]) -> No
     assert view.get_state()["state"]["doc"] == [["i1", None, "<p>x</p>", False]]
 
 
+def test_document_revision_orders_ops_and_full_syncs(comms: list[RecordingComm]) -> None:
+    """Every put and reset bumps the revision the view uses to ignore stale full syncs."""
+    from tinyagent.notebook._widget import AgentView
+
+    view = AgentView(kind="run", running=True)
+    sent: list[dict] = []
+    view.send = sent.append  # type: ignore[method-assign]
+    view.send_ops([["a", None, "<p>1</p>", False]])
+    view.send_ops([["b", "a", "<p>2</p>", True]])
+    assert [m["rev"] for m in sent] == [1, 2]
+    full = view.get_state()["state"]
+    assert full["rev"] == 2 and [op[0] for op in full["doc"]] == ["a", "b"]
+    view._resync({"event": "sync"})
+    assert sent[-1] == {"ops": full["doc"], "rev": 2}
+    view.reset_document()
+    assert view.get_state()["state"]["rev"] == 3 and view.get_state()["state"]["doc"] == []
+    assert "rev" not in view.state and "doc" not in view.state
+    view.update_state(status="done")
+    assert "rev" not in view.state
+
+
 def test_live_confirm_shows_buttons_and_the_click_decides(comms: list[RecordingComm]) -> None:
     import asyncio
 

@@ -3,11 +3,13 @@
 // file only places HTML parts by id and forwards button clicks.
 //
 // Protocol
-//   state trait: {kind: "run"|"panel", running, status, usage, models, model, queued, doc?}
+//   state trait: {kind: "run"|"panel", running, status, usage, models, model, queued, doc?, rev?}
 //     `doc` ([[id, parent, html, isTail], ...]) is present only in a full state sync (open,
-//     request_state), so re-opened views show everything.
-//   custom message kernel -> view: {ops: [[id, parent, html, isTail], ...]}: put each part (new
-//     parts are appended to their parent's slot, before its tail part; known parts are replaced).
+//     request_state), so re-opened views show everything. `rev` is the document's revision: a
+//     full sync older than the ops a store has already applied is ignored (never rebuild backwards).
+//   custom message kernel -> view: {ops: [[id, parent, html, isTail], ...], rev}: put each part
+//     (new parts are appended to their parent's slot, before its tail part; known parts are
+//     replaced). A part whose parent the view does not know makes it ask for a "sync".
 //   custom message view -> kernel: {event: "stop"|"send"|"clear"|"model"|"confirm"|"resend", ...}
 
 // anywidget hands initialize() and render() different proxies of one model, so stores are keyed
@@ -19,19 +21,22 @@ function getStore(model) {
   const key = (model.get("state") || {}).key || "";
   let store = stores.get(key);
   if (store) return store;
-  store = { order: [], parts: new Map(), views: new Set() };
-  const doc = (model.get("state") || {}).doc || [];
-  for (const op of doc) remember(store, op);
+  const first = model.get("state") || {};
+  store = { order: [], parts: new Map(), views: new Set(), rev: first.rev || 0, asked: 0 };
+  for (const op of first.doc || []) remember(store, op);
   model.on("msg:custom", (msg) => {
     if (!msg || !Array.isArray(msg.ops)) return;
+    store.rev = Math.max(store.rev, msg.rev || 0);
     for (const op of msg.ops) {
       remember(store, op);
       for (const view of store.views) view.apply(op);
     }
   });
   model.on("change:state", () => {
-    const doc2 = (model.get("state") || {}).doc;
-    if (Array.isArray(doc2)) {
+    const state = model.get("state") || {};
+    const doc2 = state.doc;
+    if (Array.isArray(doc2) && (state.rev || 0) >= store.rev) {
+      store.rev = state.rev || 0;
       store.order = [];
       store.parts = new Map();
       for (const op of doc2) remember(store, op);
@@ -172,7 +177,16 @@ class View {
     let node = this.nodes.get(id);
     if (!node) {
       const host = parent ? this.slotOf(this.nodes.get(parent)) : this.body;
-      if (!host) return;
+      if (!host) {
+        // A part of a parent this view never saw: ask the kernel for every part again (puts are
+        // idempotent), at most every half second.
+        const now = Date.now();
+        if (now - this.store.asked > 500) {
+          this.store.asked = now;
+          this.model.send({ event: "sync" });
+        }
+        return;
+      }
       node = el("div", tail ? "ta-part ta-tailpart" : "ta-part");
       const tailNode = tail ? null : host.querySelector(":scope > .ta-tailpart");
       if (tailNode) host.insertBefore(node, tailNode);

@@ -48,6 +48,10 @@ class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
     def __init__(self, kind: str = "run", **state: Any) -> None:
         # set before the base __init__ opens the comm (open calls get_state)
         self._parts: dict[str, list[Any]] = {}
+        # Revision of the document: bumped by every put and reset, sent with ops and full syncs so
+        # a view can tell a stale full sync (e.g. a request_state answered before the latest ops
+        # reached it) from a newer one and never rebuild itself backwards.
+        self._rev = 0
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
         # a per-widget key for the view's part store (never shown in text/plain)
         super().__init__(state={"kind": kind, "key": uuid.uuid4().hex, **state})
@@ -62,7 +66,7 @@ class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
         state: dict[str, Any] = super().get_state(key=key, drop_defaults=drop_defaults)
         if key is None and "state" in state and hasattr(self, "_parts"):
             # a full sync (open / request_state) carries the whole document once
-            state["state"] = {**state["state"], "doc": list(self._parts.values())}
+            state["state"] = {**state["state"], "doc": list(self._parts.values()), "rev": self._rev}
         return state
 
     # -- kernel → view -----------------------------------------------------------------------
@@ -73,13 +77,15 @@ class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
             return
         for op in ops:
             self._parts[op[0]] = op
+        self._rev += 1
         if self.comm is not None:
-            self.send({"ops": ops})
+            self.send({"ops": ops, "rev": self._rev})
 
     def update_state(self, **changes: Any) -> None:
         """Change control fields; one comm message, and none when nothing changed."""
         new = {**self.state, **changes}
         new.pop("doc", None)
+        new.pop("rev", None)
         if new != self.state:
             self.state = new
 
@@ -89,14 +95,15 @@ class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
     def reset_document(self) -> None:
         """Forget every part and make all views rebuild (e.g. the panel's Clear)."""
         self._parts.clear()
-        self.state = {**self.state, "doc": [], "epoch": self.state.get("epoch", 0) + 1}
+        self._rev += 1
+        self.state = {**self.state, "doc": [], "rev": self._rev}
         # keep the trait small again; views already rebuilt from the empty doc
-        self.state = {k: v for k, v in self.state.items() if k != "doc"}
+        self.state = {k: v for k, v in self.state.items() if k not in ("doc", "rev")}
 
     def _resync(self, _msg: dict[str, Any]) -> None:
         """A view's store was created: send every part once (puts are idempotent)."""
         if self._parts and self.comm is not None:
-            self.send({"ops": list(self._parts.values())})
+            self.send({"ops": list(self._parts.values()), "rev": self._rev})
 
     # -- view → kernel -----------------------------------------------------------------------
 
