@@ -38,9 +38,12 @@ pub struct FeedStats {
     pub events: usize,
 }
 
-/// A line that is not valid UTF-8: the stream must end with a malformed-data error.
+/// Data the reader cannot accept (a line that is not valid UTF-8, or a line or event larger
+/// than [`MAX_EVENT_BYTES`]): the stream must end with a malformed-data error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseError {
+    /// What is wrong, e.g. `line is not valid UTF-8`.
+    pub reason: String,
     /// The offending line, decoded lossily and cut to 200 characters, for the error message.
     pub excerpt: String,
 }
@@ -49,11 +52,16 @@ impl fmt::Display for SseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "malformed stream data: line is not valid UTF-8: {}",
-            self.excerpt
+            "malformed stream data: {}: {}",
+            self.reason, self.excerpt
         )
     }
 }
+
+/// The largest line or event accepted. A server that keeps sending bytes without a line break
+/// would otherwise grow the carry-over buffer without bound (the idle timer never fires while
+/// bytes arrive); real chunks, even with megabyte tool arguments, stay far below this.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024 * 1024;
 
 impl std::error::Error for SseError {}
 
@@ -104,6 +112,11 @@ impl SseReader {
         while !rest.is_empty() {
             let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) else {
                 self.carry.extend_from_slice(rest);
+                if self.carry.len() > MAX_EVENT_BYTES {
+                    let excerpt = excerpt_of(&self.carry);
+                    self.carry = Vec::new();
+                    return Err(self.too_large("line", excerpt));
+                }
                 break;
             };
             let is_cr = rest[pos] == b'\r';
@@ -169,9 +182,9 @@ impl SseReader {
             Ok(line) => line,
             Err(_) => {
                 self.failed = true;
-                let lossy = String::from_utf8_lossy(raw);
                 return Err(SseError {
-                    excerpt: lossy.chars().take(EXCERPT_CHARS).collect(),
+                    reason: "line is not valid UTF-8".to_string(),
+                    excerpt: excerpt_of(raw),
                 });
             }
         };
@@ -190,6 +203,9 @@ impl SseReader {
         let value = value.strip_prefix(' ').unwrap_or(value);
         match field {
             "data" => {
+                if self.data.len() + value.len() > MAX_EVENT_BYTES {
+                    return Err(self.too_large("event", excerpt_of(self.data.as_bytes())));
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -200,6 +216,15 @@ impl SseReader {
             _ => {}
         }
         Ok(())
+    }
+
+    fn too_large(&mut self, what: &str, excerpt: String) -> SseError {
+        self.failed = true;
+        self.data = String::new();
+        SseError {
+            reason: format!("{what} longer than {MAX_EVENT_BYTES} bytes"),
+            excerpt,
+        }
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
@@ -214,9 +239,37 @@ impl SseReader {
     }
 }
 
+fn excerpt_of(raw: &[u8]) -> String {
+    let head = &raw[..raw.len().min(EXCERPT_CHARS * 4)];
+    String::from_utf8_lossy(head)
+        .chars()
+        .take(EXCERPT_CHARS)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endless_line_is_an_error_not_unbounded_memory() {
+        let mut reader = SseReader::new();
+        let mut out = Vec::new();
+        let piece = vec![b'x'; 1024 * 1024];
+        let mut error = None;
+        for _ in 0..(MAX_EVENT_BYTES / piece.len() + 2) {
+            if let Err(e) = reader.feed(&piece, &mut out) {
+                error = Some(e);
+                break;
+            }
+        }
+        let error = error.expect("the reader gave up");
+        assert!(error.to_string().starts_with(&format!(
+            "malformed stream data: line longer than {MAX_EVENT_BYTES} bytes: xxx"
+        )));
+        assert!(reader.carry.capacity() == 0, "the buffer was released");
+        assert!(reader.feed(b"data: {}\n\n", &mut out).unwrap().events == 0);
+    }
 
     fn read_all(pieces: &[&[u8]]) -> (Vec<SseEvent>, usize) {
         let mut reader = SseReader::new();
