@@ -139,7 +139,7 @@ def test_cancelled_sync_tool_is_detached_at_once(caplog: pytest.LogCaptureFixtur
             await task
         return time.monotonic() - started
 
-    with caplog.at_level("WARNING", logger="tinyagent.notebook.tools"):
+    with caplog.at_level("WARNING", logger="tinyagent.tools"):
         assert asyncio.run(go()) < 0.5
     release.set()
     assert "detached" in caplog.text

@@ -28,6 +28,7 @@ from ._run_support import (
     keep_alive,
     maybe_await,
 )
+from ._tool_functions import as_async_execute
 from ._tool_validation import ToolArgumentsError, validate_tool_arguments
 from .agent_types import (
     AfterToolCallFn,
@@ -58,6 +59,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("tinyagent.agent_tool_execution")
+#: Where a tool's own failures are reported (what its author needs to fix).
+tool_logger = logging.getLogger("tinyagent.tools")
 
 ABORTED_TOOL_TEXT = "Tool execution aborted"
 SKIPPED_TOOL_TEXT = "Skipped due to queued user message."
@@ -79,12 +82,22 @@ class _Outcome:
     is_error: bool = False
     terminate: bool = False
     aborted: bool = False
+    exception: BaseException | None = None
 
 
-def _error(text: str, aborted: bool = False) -> _Outcome:
+def _error(text: str, aborted: bool = False, exception: BaseException | None = None) -> _Outcome:
     return _Outcome(
-        AgentToolResult(content=[TextContent(text=text)]), is_error=True, aborted=aborted
+        AgentToolResult(content=[TextContent(text=text)]),
+        is_error=True,
+        aborted=aborted,
+        exception=exception,
     )
+
+
+def _logged_error(text: str, exception: BaseException) -> _Outcome:
+    """An error result for a tool that broke its contract, logged so the author sees it."""
+    tool_logger.warning("%s", text)
+    return _error(text, exception=exception)
 
 
 async def execute_tool_calls(
@@ -129,17 +142,19 @@ async def execute_tool_calls(
     # Calls that had not finished when the abort came get the aborted result, even if they
     # returned something while being cancelled.
     outcomes: list[_Outcome] = []
-    for task in tasks:
+    for call, task in zip(calls, tasks, strict=True):
         if task not in settled or task.cancelled():
             outcomes.append(_error(ABORTED_TOOL_TEXT, aborted=True))
         elif (failure := task.exception()) is not None:  # a failure outside the tool itself
-            outcomes.append(_error(f"{type(failure).__name__}: {failure}"))
+            text = f"{type(failure).__name__}: {failure}"
+            logger.error("tool call %r failed: %s", call.name, text, exc_info=failure)
+            outcomes.append(_error(text, exception=failure))
         else:
             outcomes.append(task.result())
 
     results: list[ToolResultMessage] = []
     for call, outcome in zip(calls, outcomes, strict=True):
-        message, result = _result_message(call, outcome)
+        message, result, exception = _result_message(call, outcome)
         original = message
         # After-hooks are skipped once the run is aborted: the run is being torn down, and a
         # hook must not be able to hold it open. Finished calls keep their results as they are.
@@ -154,6 +169,7 @@ async def execute_tool_calls(
                 result=result,
                 is_error=message.is_error,
                 args=call.arguments,
+                exception=exception,
             )
         )
         stream.push(MessageStartEvent(message=message))
@@ -173,7 +189,7 @@ async def execute_tool_calls(
 
 def _result_message(
     call: ToolCallContent, outcome: _Outcome
-) -> tuple[ToolResultMessage, AgentToolResult]:
+) -> tuple[ToolResultMessage, AgentToolResult, BaseException | None]:
     def build(source: _Outcome) -> ToolResultMessage:
         return ToolResultMessage(
             tool_call_id=call.id,
@@ -186,11 +202,11 @@ def _result_message(
         )
 
     try:
-        return build(outcome), outcome.result
+        return build(outcome), outcome.result, outcome.exception
     except ValidationError as exc:  # e.g. a tool put a str into its content list
         reason = exc.errors()[0].get("msg", str(exc)) if exc.errors() else str(exc)
-        failed = _error(f"Tool {call.name} returned invalid content: {reason}")
-        return build(failed), failed.result
+        failed = _logged_error(f"Tool {call.name} returned invalid content: {reason}", exc)
+        return build(failed), failed.result, exc
 
 
 def _find_tool(tools: list[AgentTool] | None, name: str | None) -> AgentTool | None:
@@ -310,7 +326,8 @@ async def _run_call_steps(
             )
 
     try:
-        pending = tool.execute(call.id or "", args, signal, on_update)
+        # AgentTool wraps a plain def when it is assigned; a duck-typed tool object gets the same.
+        pending = as_async_execute(name or "", tool.execute)(call.id or "", args, signal, on_update)
         if not inspect.isawaitable(pending):
             return _error(f"Tool {name}: execute must be an async function")
         result = await pending
@@ -320,9 +337,12 @@ async def _run_call_steps(
             raise  # we (or the caller) cancelled this call
         return _error(str(exc) or "Tool execution cancelled")
     except Exception as exc:
-        return _error(str(exc) or type(exc).__name__)
+        # The model gets the message; the person gets the traceback, in the log and on the event.
+        tool_logger.warning("tool %r raised %s: %s", name, type(exc).__name__, exc, exc_info=exc)
+        return _error(str(exc) or type(exc).__name__, exception=exc)
     if not isinstance(result, AgentToolResult):
-        return _error(f"Tool {name} returned {type(result).__name__}; expected AgentToolResult")
+        text = f"Tool {name} returned {type(result).__name__}; expected AgentToolResult"
+        return _logged_error(text, TypeError(text))
     return _Outcome(result, is_error=False, terminate=forced_terminate or result.terminate)
 
 

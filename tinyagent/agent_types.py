@@ -31,6 +31,7 @@ from typing_extensions import TypeAliasType
 # EventStream lives in its own module; the contract names it here (api-contract §1.2, §4.1).
 from ._event_stream import EventStream as EventStream
 from ._event_stream import EventStreamQueueItem as EventStreamQueueItem
+from ._tool_functions import as_async_execute
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -255,7 +256,13 @@ class Tool:
 @dataclass
 class AgentTool(Tool):
     label: str = ""
+    #: ``async def`` or plain ``def`` (run in a worker thread), checked when assigned.
     execute: Callable[..., Awaitable[AgentToolResult]] | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "execute":
+            value = as_async_execute(getattr(self, "name", ""), value)
+        super().__setattr__(name, value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,6 +446,9 @@ class ToolExecutionEndEvent:
     result: AgentToolResult | None = None
     is_error: bool = False
     args: JsonObject | None = None
+    #: What the tool raised (traceback on ``__traceback__``), or the ``TypeError`` for a result of
+    #: the wrong type; ``None`` when the call succeeded or failed without an exception.
+    exception: BaseException | None = field(default=None, repr=False)
 
 
 MessageEvent: TypeAlias = MessageStartEvent | MessageUpdateEvent | MessageEndEvent

@@ -5,28 +5,23 @@ pydantic understands (``Literal``, ``Enum``, nested models, ``list[int]``, ``Opt
 parameter descriptions come from a Google-style ``Args:`` section of the docstring. Arguments are
 validated (and coerced, e.g. ``2`` → ``2.0``) by the same model before the call.
 
-Sync functions run in a daemon worker thread so the kernel loop stays live while they work. A
-thread cannot be killed: on abort the call gets its aborted result at once and the thread is
-detached with a logged warning (api-contract §4.7).
+Sync functions run in a daemon worker thread (``tinyagent._tool_functions``, the same runner a
+plain-``def`` ``AgentTool.execute`` gets) so the kernel loop stays live while they work.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
-import logging
 import re
-import threading
 import typing
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, create_model
 
+from tinyagent._tool_functions import call_in_thread, is_async_callable
 from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
-
-logger = logging.getLogger("tinyagent.notebook.tools")
 
 #: parameters the tool receives from the loop instead of the model
 _INJECTED = ("signal", "on_update", "tool_call_id")
@@ -97,48 +92,6 @@ def _as_result(value: Any) -> AgentToolResult:
     return AgentToolResult(content=[TextContent(text=text)], details=details)
 
 
-async def _call_in_thread(func: Callable[..., Any], kwargs: dict[str, Any], name: str) -> Any:
-    """Run a sync function in a daemon thread; on cancellation, detach it with a warning."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-    def work() -> None:
-        try:
-            value = func(**kwargs)
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            _post(loop, settle, False, exc)
-        else:
-            _post(loop, settle, True, value)
-
-    thread = threading.Thread(target=work, name=f"tinyagent-tool-{name}", daemon=True)
-    thread.start()
-    try:
-        return await future
-    except asyncio.CancelledError:
-        if thread.is_alive():
-            logger.warning(
-                "sync tool %r is still running in its worker thread; it cannot be stopped and "
-                "was detached (its result will be ignored)",
-                name,
-            )
-        raise
-
-
-def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
-    try:
-        loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:  # the loop is closed: the run is long gone
-        pass
-
-
 def function_tool(func: Callable[..., Any], name: str | None = None) -> AgentTool:
     """Build an ``AgentTool`` from a plain function (sync or async).
 
@@ -177,10 +130,7 @@ def function_tool(func: Callable[..., Any], name: str | None = None) -> AgentToo
     schema = _strip_titles(args_model.model_json_schema())
     schema.setdefault("properties", {})
     schema["type"] = "object"
-    # an object whose __call__ is async counts as async too
-    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-        type(func).__call__ if not inspect.isroutine(func) else None
-    )
+    is_async = is_async_callable(func)
 
     async def execute(
         tool_call_id: str, args: dict[str, Any], signal: Any, on_update: Any
@@ -199,7 +149,7 @@ def function_tool(func: Callable[..., Any], name: str | None = None) -> AgentToo
         if is_async:
             value = await func(**kwargs)
         else:
-            value = await _call_in_thread(func, kwargs, tool_name)
+            value = await call_in_thread(func, (), kwargs, tool_name)
             if inspect.isawaitable(value):
                 value = await value
         return _as_result(value)
