@@ -5,6 +5,7 @@ The Rust-backed provider lives in ``tinyagent.alchemy_provider`` and is imported
 so ``import tinyagent`` works without the compiled extension.
 """
 
+from ._run_errors import AgentRunError
 from .agent import Agent, AgentOptions, default_convert_to_llm, extract_text
 from .agent_loop import (
     agent_loop,
@@ -122,4 +123,6 @@ __all__ = [
     "stream_proxy",
     "create_proxy_stream",
     "parse_streaming_json",
+    # Added in 2.0
+    "AgentRunError",
 ]

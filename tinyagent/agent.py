@@ -27,6 +27,7 @@ from ._agent_run import (
     on_loop,
     queue_take,
 )
+from ._run_errors import REPORTED_BY_CALLER, AgentRunError, log_run_error
 from ._run_support import maybe_await
 from .agent_loop import _run_from_prompts, create_agent_stream, start_run
 from .agent_types import (
@@ -59,6 +60,7 @@ from .caching import add_cache_breakpoints
 __all__ = [
     "Agent",
     "AgentOptions",
+    "AgentRunError",
     "ApiKeyResolverCallback",
     "ConvertToLlmCallback",
     "TransformContextCallback",
@@ -90,6 +92,14 @@ def extract_text(message: AgentMessage | None) -> str:
     if not isinstance(message, (UserMessage, AssistantMessage, ToolResultMessage)):
         return ""
     return "".join(b.text for b in message.content if isinstance(b, TextContent) and b.text)
+
+
+def _final_error(messages: list[AgentMessage]) -> AssistantMessage | None:
+    """The run's last assistant message when the run ended in an error."""
+    for message in reversed(messages):
+        if isinstance(message, AssistantMessage):
+            return message if message.stop_reason == "error" else None
+    return None
 
 
 @dataclass
@@ -295,7 +305,18 @@ class Agent:
         input: str | AgentMessage | list[AgentMessage],
         images: list[ImageContent] | None = None,
     ) -> str:
-        return extract_text(await self.prompt(input, images))
+        """The reply's text; raises :class:`AgentRunError` when the run ended in an error.
+
+        A stopped run (``abort()``) is not an error: its partial text is returned.
+        """
+        reported = REPORTED_BY_CALLER.set(True)  # the exception carries it: no log line too
+        try:
+            reply = await self.prompt(input, images)
+        finally:
+            REPORTED_BY_CALLER.reset(reported)
+        if isinstance(reply, AssistantMessage) and reply.stop_reason == "error":
+            raise AgentRunError(reply, self._state.model)
+        return extract_text(reply)
 
     async def continue_(self) -> AgentMessage:
         """Run the loop from the current history, without a new message."""
@@ -417,6 +438,9 @@ class Agent:
     async def _drive(self, run: Run, body: Any) -> None:
         try:
             await body
+            failed = _final_error(run.new_messages)
+            if failed is not None:
+                log_run_error(failed, self._state.model)
         finally:
             if not run.detached:
                 state = self._state

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tinyagent._run_errors import REPORTED_BY_CALLER
 from tinyagent.agent_types import (
     AgentTool,
     AgentToolResult,
@@ -291,6 +292,8 @@ async def execute(
                 unsubscribe_render()
 
             unsubscribe = unsubscribe_both
+            # The cell shows the run's error as a banner; no second copy on stderr.
+            reported = REPORTED_BY_CALLER.set(True)
             try:
                 result = await agent.prompt(spec.prompt)
             except asyncio.CancelledError:
@@ -304,6 +307,8 @@ async def execute(
             except RuntimeError as exc:
                 error = exc
                 renderer.note("banner", f"Error: {exc}")
+            finally:
+                REPORTED_BY_CALLER.reset(reported)
     finally:
         if unsubscribe is not None:
             unsubscribe()
