@@ -1,4 +1,4 @@
-"""The conformance corpus (``shared/conformance/``, wire.md §7): loading the recorded cases,
+"""The conformance corpus (``tests/data/conformance/``, wire.md §7): loading the recorded cases,
 serving them from the loopback server, and comparing what the streaming core made of them with
 ``expected``.
 
@@ -32,7 +32,8 @@ from typing import Any
 
 from tinyagent.testing import Reply
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "streams.jsonl.gz"
+#: Part of the repository, so a clone tests itself (origins and licences: SOURCES.md beside it).
+CORPUS = Path(__file__).resolve().parent / "data" / "conformance" / "streams.jsonl.gz"
 
 TRUNCATED_MESSAGE = "stream ended before completion (no finish_reason and no [DONE])"
 CONTEXT_OVERFLOW_PREFIX = "context window exceeded: "

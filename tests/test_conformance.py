@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from conformance_support import (
-    CORPUS,
     DEPARTURES,
     asks_for_several_choices,
     cases_by_id,
@@ -31,10 +30,6 @@ from conformance_support import (
 
 from tinyagent import _alchemy
 from tinyagent.testing import ModelServer
-
-if not CORPUS.exists():
-    pytest.skip(f"conformance corpus not found at {CORPUS} (it lives in the shared/ folder next "
-                "to the repository)", allow_module_level=True)
 
 CASE_IDS = [case["id"] for case in load_cases()]
 

@@ -1,4 +1,4 @@
-//! The conformance corpus (wire.md §7, `shared/conformance/README.md`): every recorded `stream`
+//! The conformance corpus (wire.md §7, `tests/data/conformance/README.md`): every recorded `stream`
 //! case's `sse_body`, cut into deterministic pseudo-random network reads, goes through the SSE
 //! reader and the chunk state machine; the final message is compared with `expected`.
 //!
@@ -25,7 +25,7 @@ use _alchemy::types::{ApiKind, Block, ErrorReason, Event, MessageState, StopReas
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/conformance/streams.jsonl.gz"
+    "/../tests/data/conformance/streams.jsonl.gz"
 );
 
 const CEREBRAS_TRAILING: &str = "huggingface-huggingface-js--tapes-b3cad22ff43c9ca5--i0";
@@ -35,27 +35,17 @@ const NO_FINISH_NO_DONE: [&str; 3] = [
     "pydantic-pydantic-ai--test-clean-eof-without-finish-reason-is-accepted-by-default--i0",
 ];
 
-/// The corpus lives in the `shared/` folder beside the repository (as in CI), not in the
-/// repository itself: without it the test says so and passes, unless `CI` is set, where a
-/// missing corpus is a failure.
-fn load_cases() -> Option<Vec<Value>> {
-    let file = match std::fs::File::open(CORPUS) {
-        Ok(file) => file,
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("conformance corpus not found at {CORPUS} ({e}); skipped");
-            return None;
-        }
-        Err(e) => panic!("open {CORPUS}: {e}"),
-    };
+/// The corpus is part of the repository (`tests/data/conformance/`): a clone tests itself, and a
+/// missing corpus is a failure, never a skip.
+fn load_cases() -> Vec<Value> {
+    let file = std::fs::File::open(CORPUS).unwrap_or_else(|e| panic!("open {CORPUS}: {e}"));
     let mut text = String::new();
     flate2::read::GzDecoder::new(file)
         .read_to_string(&mut text)
         .expect("gunzip corpus");
-    Some(
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("corpus line is JSON"))
-            .collect(),
-    )
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("corpus line is JSON"))
+        .collect()
 }
 
 /// Piece lengths 1..=97 from a tiny LCG seeded per case: reproducible, and cuts fall inside
@@ -324,9 +314,7 @@ fn check_case(case: &Value, events: &[Event], msg: &MessageState, diffs: &mut Ve
 
 #[test]
 fn every_recorded_stream_matches_expected() {
-    let Some(cases) = load_cases() else {
-        return;
-    };
+    let cases = load_cases();
     let mut diffs = Vec::new();
     let (mut checked, mut skipped_http, mut departures, mut multi) = (0, 0, 0, 0);
     for (n, case) in cases.iter().enumerate() {
