@@ -14,11 +14,8 @@ import pytest
 from agent_support import LIVENESS_SECONDS, Recorder
 
 from tinyagent import Agent, AgentOptions, AgentTool, AgentToolResult, TextContent, ThinkingLevel
-
-core = pytest.importorskip("tinyagent._alchemy")
-testing = pytest.importorskip("tinyagent.testing")
-from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions  # noqa: E402
-from tinyagent.testing import DemoBrain, Fault, ModelServer, Reply, ScriptedBrain  # noqa: E402
+from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
+from tinyagent.testing import DemoBrain, Fault, ModelServer, Reply, ScriptedBrain
 
 
 def run(coro: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tinyagent import testing
 from tinyagent.agent_types import (
     AssistantMessage,
     AssistantMessageEvent,
@@ -28,11 +29,6 @@ from tinyagent.alchemy_provider import (
     OpenAICompatModel,
     stream_alchemy_openai_completions,
 )
-
-core = pytest.importorskip("tinyagent._alchemy")
-testing = pytest.importorskip("tinyagent.testing")
-if not hasattr(core, "Notifier"):
-    pytest.skip("the core has no batch interface yet", allow_module_level=True)
 
 LIVENESS = 3.0
 

@@ -249,8 +249,17 @@ def test_agent_methods():
         "session_id",
         "thinking_budgets",
     ):
-        setattr(agent, attribute, getattr(agent, attribute))
-    assert agent.state is agent.state
+        before = getattr(agent, attribute)
+        setattr(agent, attribute, before)
+        assert getattr(agent, attribute) == before, attribute
+    # The setters change the one state object in place (listeners may hold on to it).
+    state = agent.state
+    agent.set_system_prompt("be brief")
+    agent.set_tools([])
+    assert agent.state is state and state.system_prompt == "be brief"
+    agent.max_turns = 7
+    agent.set_model(agent_types.Model(provider="p", id="m"))
+    assert agent._loop_config().max_turns == 7
 
 
 def test_type_shapes():
