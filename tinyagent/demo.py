@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -24,6 +25,7 @@ from tinyagent import (
     AssistantMessage,
     TextContent,
 )
+from tinyagent._run_errors import REPORTED_BY_CALLER
 from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
 from tinyagent.testing import DemoBrain, ModelServer
 
@@ -47,20 +49,27 @@ SUM_TOOL = AgentTool(
 )
 
 
-def _print_live(event: Any) -> None:
-    """Print text deltas as they stream, and one line per tool call."""
-    if event.type == "message_update":
-        inner = event.assistant_message_event
-        if inner is not None and inner.type == "text_delta":
-            sys.stdout.write(inner.delta or "")
-            sys.stdout.flush()
-    elif event.type == "tool_execution_start":
-        print(f"\n[tool call] {event.tool_name}({event.args})")
-    elif event.type == "tool_execution_end":
-        text = "".join(getattr(block, "text", "") or "" for block in event.result.content)
-        print(f"[tool result] {event.tool_name} -> {text}")
-    elif event.type == "message_end" and getattr(event.message, "role", "") == "assistant":
-        print()
+class _LivePrinter:
+    """Print text deltas as they stream and one line per tool call, each on its own line."""
+
+    def __init__(self) -> None:
+        self.mid_line = False  # text of the current message was written without its newline
+
+    def __call__(self, event: Any) -> None:
+        if event.type == "message_update":
+            inner = event.assistant_message_event
+            if inner is not None and inner.type == "text_delta" and inner.delta:
+                sys.stdout.write(inner.delta)
+                sys.stdout.flush()
+                self.mid_line = not inner.delta.endswith("\n")
+        elif event.type == "tool_execution_start":
+            print(f"[tool call] {event.tool_name}({event.args})")
+        elif event.type == "tool_execution_end":
+            text = "".join(getattr(block, "text", "") or "" for block in event.result.content)
+            print(f"[tool result] {event.tool_name} -> {text}")
+        elif event.type == "message_end" and self.mid_line:
+            print()
+            self.mid_line = False
 
 
 async def run(prompts: list[str]) -> None:
@@ -72,7 +81,8 @@ async def run(prompts: list[str]) -> None:
         agent.set_system_prompt("You are a helpful assistant.")
         agent.set_model(OpenAICompatModel(provider="demo", id="tinyagent-demo", base_url=server.url))
         agent.set_tools([SUM_TOOL])
-        agent.subscribe(_print_live)
+        agent.subscribe(_LivePrinter())
+        REPORTED_BY_CALLER.set(True)  # printed below, not logged a second time
         for prompt in prompts:
             print(f">>> {prompt}")
             reply = await agent.prompt(prompt)
@@ -86,8 +96,6 @@ async def run(prompts: list[str]) -> None:
 
 def run_notebook(path: str) -> None:
     """Execute a tutorial like CI does and print it as a terminal transcript."""
-    import os
-
     import nbformat
     from nbclient import NotebookClient
 
@@ -121,7 +129,14 @@ def run_notebook(path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyagent.demo",
+        description=(
+            "The README's quickstart on the offline demo model: a loopback OpenAI-compatible "
+            "server with a deterministic brain, driven through the real stack (Rust core, HTTP, "
+            "SSE). No network and no API key are needed."
+        ),
+    )
     parser.add_argument(
         "prompts",
         nargs="*",
@@ -129,10 +144,14 @@ def main(argv: list[str] | None = None) -> None:
         help="prompts to send, in order (one conversation)",
     )
     parser.add_argument(
-        "--notebook", metavar="PATH", help="execute this tutorial notebook and print it instead"
+        "--notebook",
+        metavar="PATH",
+        help="execute this tutorial notebook (e.g. notebooks/01_quickstart.ipynb) and print it",
     )
     args = parser.parse_args(argv)
     if args.notebook:
+        if not os.path.isfile(args.notebook):
+            parser.exit(2, f"{parser.prog}: error: no notebook at {args.notebook}\n")
         run_notebook(args.notebook)
     else:
         asyncio.run(run(args.prompts))
