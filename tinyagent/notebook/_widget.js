@@ -8,8 +8,10 @@
 //     request_state), so re-opened views show everything. `rev` is the document's revision: a
 //     full sync older than the ops a store has already applied is ignored (never rebuild backwards).
 //   custom message kernel -> view: {ops: [[id, parent, html, isTail], ...], rev}: put each part
-//     (new parts are appended to their parent's slot, before its tail part; known parts are
-//     replaced). A part whose parent the view does not know makes it ask for a "sync".
+//     (new parts are appended to their parent's [data-slot] element, before its tail part; a known
+//     part's HTML is replaced only if it changed, and its child parts stay in its slot; a part put
+//     with HTML that has no slot, e.g. "" for a removed item, holds none). Puts are idempotent.
+//     A part whose parent the view does not know makes it ask for a "sync".
 //   custom message view -> kernel: {event: "stop"|"send"|"clear"|"model"|"confirm"|"resend", ...}
 
 // anywidget hands initialize() and render() different proxies of one model, so stores are keyed
@@ -55,6 +57,11 @@ function remember(store, op) {
   store.parts.set(id, { parent, html, tail });
 }
 
+// where a part's child parts go: the element marked data-slot inside its HTML
+function slotOf(node) {
+  return node.querySelector("[data-slot]");
+}
+
 function el(tag, cls, text) {
   const node = document.createElement(tag);
   if (cls) node.className = cls;
@@ -66,7 +73,9 @@ class View {
   constructor(model, root) {
     this.model = model;
     this.root = root;
-    this.nodes = new Map();
+    this.nodes = new Map(); // part id -> its element
+    this.html = new Map(); // part id -> the HTML last put into it
+    this.owned = new WeakSet(); // the part elements this view made (not model HTML)
     this.store = getStore(model);
     const state = model.get("state") || {};
     this.kind = state.kind || "run";
@@ -166,6 +175,7 @@ class View {
 
   rebuild() {
     this.nodes.clear();
+    this.html.clear();
     this.body.replaceChildren();
     for (const id of this.store.order) {
       const part = this.store.parts.get(id);
@@ -175,8 +185,14 @@ class View {
 
   apply([id, parent, html, tail]) {
     let node = this.nodes.get(id);
-    if (!node) {
-      const host = parent ? this.slotOf(this.nodes.get(parent)) : this.body;
+    if (node) {
+      // Puts are idempotent: the reply to a "sync" re-sends every part, containers included,
+      // usually unchanged. Rewriting a container's innerHTML would detach the child parts in its
+      // slot (the growing text tail), and every later update of those would land off the page.
+      if (this.html.get(id) === html) return;
+      this.replace(node, html);
+    } else {
+      const host = parent ? this.nodes.get(parent) : this.body;
       if (!host) {
         // A part of a parent this view never saw: ask the kernel for every part again (puts are
         // idempotent), at most every half second.
@@ -187,19 +203,29 @@ class View {
         }
         return;
       }
+      const slot = parent ? slotOf(host) : host;
+      // a parent without a slot holds no parts (an item removed by putting it empty)
+      if (!slot) return;
       node = el("div", tail ? "ta-part ta-tailpart" : "ta-part");
-      const tailNode = tail ? null : host.querySelector(":scope > .ta-tailpart");
-      if (tailNode) host.insertBefore(node, tailNode);
-      else host.appendChild(node);
+      const tailNode = tail ? null : slot.querySelector(":scope > .ta-tailpart");
+      if (tailNode) slot.insertBefore(node, tailNode);
+      else slot.appendChild(node);
       this.nodes.set(id, node);
+      this.owned.add(node);
+      node.innerHTML = html;
     }
-    node.innerHTML = html;
+    this.html.set(id, html);
     if (this.kind === "panel") this.body.scrollTop = this.body.scrollHeight;
   }
 
-  slotOf(node) {
-    if (!node) return null;
-    return node.querySelector("[data-slot]") || node;
+  // A known part changed: its own HTML is replaced and its child parts move, in order, into the
+  // new slot; new HTML without a slot (a removed item is put empty) drops them.
+  replace(node, html) {
+    const old = slotOf(node);
+    const kids = old ? [...old.children].filter((child) => this.owned.has(child)) : [];
+    node.innerHTML = html;
+    const slot = slotOf(node);
+    if (slot) slot.append(...kids);
   }
 
   dispose() {
