@@ -546,3 +546,19 @@ def test_cache_flags_hold_for_one_cell(shell: InteractiveShell) -> None:
     assert agent.enable_prompt_caching is False
     magics = _magics._ACTIVE
     assert magics.conversations["default"].agent.enable_prompt_caching is True, "on by default"
+
+
+def test_agent_help_prints_every_option_and_subcommand_as_cell_output(shell):
+    # `%%agent?` goes to IPython's pager, which an executed notebook never shows.
+    with capture_output() as captured:
+        shell.run_line_magic("agent", "help")
+    text = captured.stdout
+    assert text.startswith("usage: %%agent [options]")
+    for action in _magics.AgentMagics.agent.parser._actions:
+        for flag in action.option_strings:
+            assert flag in text, flag
+    from tinyagent.notebook._subcommands import _COMMANDS
+
+    for name in _COMMANDS:
+        assert f"%agent {name}" in text, name
+    assert "``" not in text and "::" not in text

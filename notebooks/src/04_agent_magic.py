@@ -121,6 +121,7 @@ print("quiet run stored:", extract_text(quiet_answer).splitlines()[2])
 %agent history
 
 # %% [markdown]
-# `%%agent?` lists every option; `%agent doctor` prints what a bug report needs.
+# `%agent help` prints every option and subcommand (`%%agent?` shows the same in the pager of an
+# interactive front end); `%agent doctor` prints what a bug report needs.
 #
 # **Next:** [05 · The chat panel](05_chat_panel.ipynb).

@@ -148,7 +148,9 @@ class AgentMagics(Magics):
     @magic_arguments()
     @argument("-m", "--model", help="model id (sticky)")
     @argument("--provider", help="provider, e.g. openrouter, openai, minimax (sticky)")
-    @argument("--base-url", help="full chat-completions URL (sticky)")
+    @argument(
+        "--base-url", help="chat-completions URL, or an API base ending in /v1 (sticky)"
+    )
     @argument("-s", "--system", help="system prompt (sticky)")
     @argument(
         "-t",

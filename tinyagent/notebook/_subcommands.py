@@ -292,7 +292,56 @@ def cmd_followup(magics: AgentMagics, conv: Conversation, rest: list[str]) -> No
     _queue(conv, rest, follow=True)
 
 
+#: One line per subcommand for ``%agent help`` (the ``%%agent`` options come from its parser).
+_SUBCOMMAND_HELP = {
+    "config": "[key=value ...]   show the settings and where each comes from, or change them",
+    "reset": "                 forget the conversation (settings and tools stay)",
+    "history": "               the conversation so far, one row per message",
+    "tools": "                 the tools the model is offered",
+    "usage": "                 tokens and cost per reply, with the total",
+    "export": "PATH            save the conversation as Markdown (.md) or JSON (.json)",
+    "load": "PATH              continue a conversation saved with export",
+    "doctor": "                check the setup: extension, provider, key, URL",
+    "demo": "[off]             start (or stop) the offline demo model: no key, no network",
+    "stop": "                  stop the running reply",
+    "steer": "TEXT             send TEXT to the running reply at its next turn",
+    "followup": "TEXT          queue TEXT to send once the running reply ends",
+    "help": "                  this help",
+}
+
+
+def cmd_help(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+    """Print the options as plain text: ``%%agent?`` opens IPython's pager, which an executed
+    notebook never shows."""
+    import argparse
+
+    from ._magics import AgentMagics
+
+    # The magic's own parser (so this help cannot drift from the options), without the RST
+    # docstring that magic_arguments puts into its help for the pager.
+    parser = argparse.ArgumentParser(
+        prog="%%agent",
+        usage="%%%%agent [options]   (the cell body is the prompt)",
+        add_help=False,
+        parents=[AgentMagics.agent.parser],  # type: ignore[attr-defined]
+    )
+    lines = [
+        parser.format_help().rstrip(),
+        "",
+        "Consecutive %%agent cells continue one conversation per kernel until %agent reset.",
+        "{name} in the cell body is replaced by that variable's value ({{ }} for literal braces).",
+        "",
+        "%agent subcommands (--name NAME picks a named conversation):",
+    ]
+    width = max(len(name) for name in _SUBCOMMAND_HELP)
+    for name, text in _SUBCOMMAND_HELP.items():
+        argument, _, description = text.partition("  ")
+        lines.append(f"  %agent {name:<{width}} {argument.strip():<16} {description.strip()}")
+    print("\n".join(lines))
+
+
 _COMMANDS = {
+    "help": cmd_help,
     "config": cmd_config,
     "reset": cmd_reset,
     "history": cmd_history,
