@@ -5,6 +5,8 @@ The Rust-backed provider lives in ``tinyagent.alchemy_provider`` and is imported
 so ``import tinyagent`` works without the compiled extension.
 """
 
+from typing import TYPE_CHECKING
+
 from ._run_errors import AgentRunError
 from .agent import Agent, AgentOptions, default_convert_to_llm, extract_text
 from .agent_loop import (
@@ -57,8 +59,35 @@ from .agent_types import (
     TurnStartEvent,
     UserMessage,
 )
-from .proxy import ProxyStreamOptions, ProxyStreamResponse, create_proxy_stream, stream_proxy
-from .proxy_event_handlers import parse_streaming_json
+
+if TYPE_CHECKING:  # type checkers see the real names; at run time they load on first access
+    from .proxy import ProxyStreamOptions, ProxyStreamResponse, create_proxy_stream, stream_proxy
+    from .proxy_event_handlers import parse_streaming_json
+
+# The proxy client pulls in httpx (and its TLS setup), which most programs never use: its names are
+# loaded on first access, so ``import tinyagent`` stays fast.
+_LAZY = {
+    "ProxyStreamOptions": "proxy",
+    "ProxyStreamResponse": "proxy",
+    "create_proxy_stream": "proxy",
+    "stream_proxy": "proxy",
+    "parse_streaming_json": "proxy_event_handlers",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tinyagent' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 __all__ = [
     # Agent

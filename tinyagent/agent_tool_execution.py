@@ -69,7 +69,7 @@ DETACH_AFTER_SECONDS = 1.0
 
 
 class ToolExecutionResult(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
 
     tool_results: list[ToolResultMessage] = Field(default_factory=list)
     steering_messages: list[AgentMessage] | None = None

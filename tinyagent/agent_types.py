@@ -86,7 +86,8 @@ def dump_model_dumpable(value: object, *, where: str) -> dict[str, Any]:
 class _Model(BaseModel):
     """Base of every pydantic type here: extra keys kept, assignment not validated."""
 
-    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+    # defer_build: each model builds its validator on first use, not at import time.
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True, defer_build=True)
 
 
 # --------------------------------------------------------------------------------------------

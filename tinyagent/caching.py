@@ -13,7 +13,8 @@ from .agent_types import AgentMessage, CacheControl, TextContent, UserMessage
 
 __all__ = ["EPHEMERAL_CACHE", "add_cache_breakpoints"]
 
-EPHEMERAL_CACHE = CacheControl(type="ephemeral")
+# model_construct: no validator is built at import time (the value is known to be valid).
+EPHEMERAL_CACHE = CacheControl.model_construct(type="ephemeral")
 
 
 async def add_cache_breakpoints(
