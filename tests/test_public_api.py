@@ -49,7 +49,7 @@ MODULE_NAMES = {
     ],
     "tinyagent.agent": [
         "Agent", "AgentOptions", "default_convert_to_llm", "extract_text", "ConvertToLlmCallback",
-        "TransformContextCallback", "ApiKeyResolverCallback",
+        "TransformContextCallback", "ApiKeyResolverCallback", "AgentRunError",
     ],
     "tinyagent.agent_loop": [
         "agent_loop", "agent_loop_continue", "stream_assistant_response", "stream_simple",
@@ -64,6 +64,17 @@ MODULE_NAMES = {
         "ProxyStreamOptions", "ProxyStreamResponse", "stream_proxy", "create_proxy_stream", "create_proxy_stream_fn",
     ],
     "tinyagent.proxy_event_handlers": ["parse_streaming_json", "process_proxy_event", "ProxyEventHandler"],
+    # 1.2.28/1.2.29 compatibility modules
+    "tinyagent.provider_contracts": [
+        "BindingStreamHandle", "BindingStreamResponseBase", "ProviderMetadataModel", "ReasoningEffort",
+        "ReasoningMode", "ResolvedModelMetadata", "dump_model_payload", "missing_keys", "resolve_model_metadata",
+        "validate_assistant_message_contract", "validate_usage_contract",
+    ],
+    "tinyagent.rust_binding_provider": [
+        "DEFAULT_BASE_URLS", "BindingApi", "BindingContextPayload", "BindingModelPayload", "BindingOptionsPayload",
+        "BindingToolPayload", "ReasoningEffort", "ReasoningMode", "RustBindingModel", "RustBindingStreamResponse",
+        "stream_rust_binding",
+    ],
 }  # fmt: skip
 
 
