@@ -34,10 +34,13 @@ from jupyter_pages import (
 TRIALS = 4  # fresh kernels per front end; the bug showed in about every second one
 
 
+PARAGRAPHS, WORDS = 6, 8  # one word per delta, every 40 ms: about 2 s of streaming per cell
+
+
 def answer(word: str) -> str:
-    """Eight paragraphs of ten numbered words: finished pieces and a growing tail, both live."""
+    """Paragraphs of numbered words: finished pieces and a growing tail, both live."""
     return "\n\n".join(
-        " ".join(f"{word}{i}" for i in range(start, start + 10)) for start in range(0, 80, 10)
+        " ".join(f"{word}{p * WORDS + i}" for i in range(WORDS)) for p in range(PARAGRAPHS)
     )
 
 
@@ -100,7 +103,7 @@ def test_live_view_streams_in_a_fresh_kernel_with_run_all(
         cells = page.locator(".jp-Notebook .jp-CodeCell")
         for cell, word in AGENT_CELLS:  # the execute reply can overtake the output's last update
             static = cells.nth(cell).locator(f"{STATIC_OUTPUT} .tinyagent-run")
-            static.get_by_text(f"{word}79").wait_for(timeout=10_000)
+            static.get_by_text(f"{word}{PARAGRAPHS * WORDS - 1}").wait_for(timeout=10_000)
         samples = stop_sampler(page)
         for cell, word in AGENT_CELLS:
             check_cell(samples, cell, word)
