@@ -562,3 +562,14 @@ def test_agent_help_prints_every_option_and_subcommand_as_cell_output(shell):
     for name in _COMMANDS:
         assert f"%agent {name}" in text, name
     assert "``" not in text and "::" not in text
+
+
+def test_a_failed_run_is_a_banner_in_the_cell_not_a_second_copy_on_stderr(
+    shell: InteractiveShell, caplog: pytest.LogCaptureFixture
+) -> None:
+    use_script(shell, [Step(text="partial", error="HTTP 500: upstream exploded")])
+    with caplog.at_level("ERROR", logger="tinyagent"), capture_output() as captured:
+        shell.run_cell_magic("agent", "--agent bot", "go")
+    assert "HTTP 500: upstream exploded" in outputs_text(captured)
+    assert [r for r in caplog.records if r.name == "tinyagent"] == []
+    assert shell.user_ns["_agent_last"].stop_reason == "error"
