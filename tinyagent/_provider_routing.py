@@ -82,7 +82,10 @@ def default_base_url(provider: str, api: str) -> str:
 
 
 def resolve_api_key(provider: str, options: SimpleStreamOptions) -> str | None:
-    """``options.api_key`` when truthy, else the provider's environment variable, else ``None``."""
+    """``options.api_key`` when truthy, else the provider's environment variable, else ``None``.
+
+    Whether ``None`` is acceptable is not decided here but by the core (see :func:`key_required`).
+    """
     if options.api_key:
         return options.api_key
     for variable in PROVIDER_KEY_ENV.get(provider.lower(), ()):
@@ -90,6 +93,23 @@ def resolve_api_key(provider: str, options: SimpleStreamOptions) -> str | None:
         if value:
             return value
     return None
+
+
+def key_required(provider: str, base_url: str | None = None, api: str = "") -> bool:
+    """Whether the core refuses to start this route without a key (``No API key provided for
+    provider: <p>``): a known provider needs its key, except on the chat-completions transport
+    toward a loopback or private-network ``base_url``. The rule is the core's own
+    (``tinyagent._alchemy.api_key_required``), so pre-flight checks cannot drift from it.
+    ``base_url`` ``None`` or blank means the provider's default endpoint.
+    """
+    # Imported here: this module (and the notebook's config) stay importable without the
+    # compiled core, which only the stream itself needs.
+    from tinyagent import _alchemy
+
+    route = str(provider or "").strip() or "openai"
+    api = canonical_api(api, route)
+    url = (base_url or "").strip() or default_base_url(route, api)
+    return _alchemy.api_key_required(route, api, url)
 
 
 def reasoning_effort(value: object) -> str | None:

@@ -71,6 +71,8 @@ class OpenAICompatModel(Model):
     id: str = "moonshotai/kimi-k2.5"
     api: str = ""  # inferred from the provider at construction when not passed
     base_url: str = ""  # chosen by provider (and api) at construction when not passed
+    """The endpoint, or an SDK-style base (``…/v1``) the core appends ``/chat/completions`` to; the
+    API root on anthropic-messages. A loopback/private-network URL needs no key (README)."""
     name: str | None = None
     headers: dict[str, str] | None = None
     context_window: int = 128_000

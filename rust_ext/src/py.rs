@@ -357,11 +357,20 @@ fn collect_openai_completions<'py>(
     Ok(out)
 }
 
+/// Whether a stream on this route would fail to start without a key ("No API key provided for
+/// provider: <p>"): the core's rule, exposed so the notebook's pre-flight check cannot drift
+/// from it.
+#[pyfunction]
+fn api_key_required(provider: &str, api: &str, base_url: &str) -> bool {
+    crate::request::key_required_for(provider, api, base_url)
+}
+
 /// Register the classes and functions on the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StreamHandle>()?;
     m.add_class::<Notifier>()?;
     m.add_function(wrap_pyfunction!(openai_completions_stream, m)?)?;
     m.add_function(wrap_pyfunction!(collect_openai_completions, m)?)?;
+    m.add_function(wrap_pyfunction!(api_key_required, m)?)?;
     Ok(())
 }

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._provider_routing import PROVIDER_KEY_ENV
+from .._provider_routing import PROVIDER_KEY_ENV, key_required
 
 DEFAULT_PROVIDER = "openrouter"
 DEFAULT_MODEL = "moonshotai/kimi-k2.5"
@@ -113,9 +113,11 @@ class Resolved:
         return key_source(self.provider)[1]
 
     def missing_key_message(self) -> str | None:
-        """The user-facing text when a known provider has no key, else ``None``."""
+        """The user-facing text when the run would fail for want of a key, else ``None``: a
+        known provider without its key, unless ``base_url`` is a loopback or private-network
+        server, which the core reaches without one (the core's rule, via ``key_required``)."""
         variable, present = key_source(self.provider)
-        if variable is None or present:
+        if variable is None or present or not key_required(self.provider, self.base_url):
             return None
         return (
             f"No API key for provider '{self.provider}': set the environment variable {variable} "

@@ -11,6 +11,7 @@ mod input;
 mod messages;
 #[cfg(test)]
 mod tests;
+mod url;
 
 use std::str::FromStr;
 
@@ -21,6 +22,8 @@ use serde_json::Value;
 use self::body::{build_body, Endpoint, Reasoning};
 use self::context::{parse_context, ImageSupport};
 use self::input::{parse_model, parse_options, ReasoningInput};
+pub use self::url::is_local_url;
+use self::url::{chat_completions_url, check_url};
 use crate::types::{ApiKind, InputError, RequestPlan};
 
 const EFFORTS: [&str; 5] = ["minimal", "low", "medium", "high", "xhigh"];
@@ -66,9 +69,14 @@ pub fn plan_request_with_warnings(
     );
     let start_error = match (api, &reasoning, &headers) {
         (None, _, _) => Some(format!("unsupported api '{api_name}'")),
-        (Some(_), _, _) if api_key.is_none() && is_known_provider(&provider_lower) => Some(
-            format!("No API key provided for provider: {}", model_in.provider),
-        ),
+        (Some(kind), _, _)
+            if api_key.is_none() && key_required(kind, &provider_lower, model_in.base_url) =>
+        {
+            Some(format!(
+                "No API key provided for provider: {}",
+                model_in.provider
+            ))
+        }
         (Some(_), Err(e), _) | (Some(_), Ok(_), Err(e)) => Some(e.clone()),
         _ => check_url(model_in.base_url).err(),
     };
@@ -94,7 +102,11 @@ pub fn plan_request_with_warnings(
         api,
         provider: model_in.provider.clone(),
         model_id: model_in.id.to_string(),
-        url: model_in.base_url.to_string(),
+        url: if start_error.is_none() && api != ApiKind::AnthropicMessages {
+            chat_completions_url(model_in.base_url)
+        } else {
+            model_in.base_url.to_string()
+        },
         headers: headers.unwrap_or_default(),
         body,
         api_key,
@@ -157,6 +169,29 @@ fn contract_provider(provider_lower: &str) -> Option<Provider> {
 
 fn is_known_provider(provider_lower: &str) -> bool {
     provider_lower == "chutes" || contract_provider(provider_lower).is_some()
+}
+
+/// Whether a stream on this route refuses to start without a key (the one owner of the rule; the
+/// notebook's pre-flight check asks it through `api_key_required`). A known provider needs its
+/// key, except on the owned transport toward this machine or a private network
+/// ([`is_local_url`]): local servers rarely check one, and then no `Authorization` header is sent.
+/// The anthropic path keeps the rule, since alchemy-llm's transport refuses to start keyless.
+pub fn key_required(api: ApiKind, provider_lower: &str, base_url: &str) -> bool {
+    is_known_provider(provider_lower)
+        && (api == ApiKind::AnthropicMessages || !is_local_url(base_url))
+}
+
+/// [`key_required`] from the raw `provider`, `api` and `base_url` of a model dict, normalized as
+/// the planner does; `false` for an api the core does not dispatch (that is the start error).
+pub fn key_required_for(provider: &str, api: &str, base_url: &str) -> bool {
+    let provider = provider.trim();
+    let provider_lower = if provider.is_empty() {
+        "openai".to_string()
+    } else {
+        provider.to_lowercase()
+    };
+    api_kind(&normalize_api(api, &provider_lower))
+        .is_some_and(|kind| key_required(kind, &provider_lower, base_url.trim()))
 }
 
 /// The provider's environment key; an empty variable counts as unset.
@@ -228,14 +263,4 @@ fn build_headers(
         }
     }
     Ok(headers)
-}
-
-/// The endpoint must be an absolute http(s) URL; caught here so the error names the field
-/// instead of surfacing as a transport failure.
-fn check_url(url: &str) -> Result<(), String> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
-        Ok(_) => Err(format!("invalid base_url '{url}': expected an http(s) URL")),
-        Err(e) => Err(format!("invalid base_url '{url}': {e}")),
-    }
 }

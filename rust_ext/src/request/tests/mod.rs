@@ -1,6 +1,7 @@
 //! Tests of the request builder: exact bodies, headers and error texts.
 
 mod body_fields;
+mod endpoint_url;
 mod errors;
 mod history;
 mod markers;
