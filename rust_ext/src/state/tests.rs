@@ -79,6 +79,48 @@ fn several_choices_read_index_zero_and_multi_choice_reads_only_zero() {
 }
 
 #[test]
+fn with_multi_choice_the_other_choices_finish_reasons_and_tool_calls_are_ignored() {
+    // OpenAI's n = 3 interleaving: choice 1 calls a tool and finishes first, choice 2 outlives
+    // choice 0. Only choice 0 may shape the message and its stop reason.
+    let tool = json!({"index": 0, "id": "call_1", "type": "function",
+                      "function": {"name": "f", "arguments": "{}"}});
+    let chunks = [
+        json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}),
+        json!({"choices": [{"index": 1, "delta": {"tool_calls": [tool]}}]}),
+        json!({"choices": [{"index": 0, "delta": {"content": "It is "}}]}),
+        json!({"choices": [{"index": 1, "delta": {}, "finish_reason": "tool_calls"}]}),
+        json!({"choices": [{"index": 2, "delta": {"content": "Es ist "}}]}),
+        json!({"choices": [{"index": 0, "delta": {"content": "noon."}, "finish_reason": "stop"}]}),
+        json!({"choices": [{"index": 2, "delta": {"content": "Mittag."}, "finish_reason": "length"}]}),
+    ];
+    let mut cfg = config(OAI);
+    cfg.multi_choice = true;
+    let (events, msg) = run_pieces(cfg, &[body(&chunks).as_bytes()]);
+    assert_eq!(texts(&msg.blocks), ["text:It is noon."]);
+    assert_eq!(msg.stop_reason, StopReason::Stop);
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::ToolCallStart { .. })));
+}
+
+#[test]
+fn a_json_completion_with_several_choices_reads_index_zero() {
+    let body = json!({"choices": [
+        {"index": 1, "message": {"content": "second"}, "finish_reason": "length"},
+        {"index": 0, "message": {"content": "first"}, "finish_reason": "stop"},
+        {"index": 2, "message": {"content": "third"}, "finish_reason": "stop"}]});
+    for multi_choice in [true, false] {
+        let mut cfg = config(OAI);
+        cfg.multi_choice = multi_choice;
+        let mut p = ChunkProcessor::new(cfg);
+        let mut out = Vec::new();
+        p.on_json_body(body.to_string().as_bytes(), &mut out);
+        assert_eq!(texts(&p.message().blocks), ["text:first"], "{multi_choice}");
+        assert_eq!(p.message().stop_reason, StopReason::Stop);
+    }
+}
+
+#[test]
 fn wrong_typed_field_is_counted_and_the_rest_of_the_chunk_read() {
     let mut p = ChunkProcessor::new(config(OAI));
     let mut out = Vec::new();
