@@ -486,6 +486,15 @@ def test_doctor_and_tools_subcommands_show_no_secret(
     assert "add" in text and "a: number, b?: number" in text and "Add two numbers." in text
 
 
+def test_doctor_says_a_missing_key_is_not_needed_for_a_local_server(shell: InteractiveShell) -> None:
+    # (a hosted URL would make doctor probe the real provider: not from a test)
+    _magics._ACTIVE.conversations["default"].sticky["base_url"] = "http://127.0.0.1:9/v1"
+    with capture_output() as captured:
+        shell.run_line_magic("agent", "doctor")
+    text = outputs_text(captured) + "".join(o.data.get("text/html", "") for o in captured.outputs)
+    assert "OPENROUTER_API_KEY (not set; not needed for a local base URL)" in text
+
+
 def test_a_stop_before_the_run_starts_takes_effect_at_its_start() -> None:
     import asyncio
 

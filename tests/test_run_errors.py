@@ -14,7 +14,7 @@ from agent_support import LIVENESS_SECONDS
 
 from tinyagent import Agent, AgentOptions, AgentRunError, AssistantMessage
 from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
-from tinyagent.testing import DemoBrain, Fault, ModelServer, Reply, ScriptedBrain
+from tinyagent.testing import Fault, ModelServer, Reply, ScriptedBrain
 
 OPENROUTER = "https://openrouter.ai/api/v1/chat/completions"
 
@@ -59,13 +59,12 @@ def test_missing_key_raises_with_the_variable_to_set_and_the_demo_model(monkeypa
 
 
 def test_http_404_hints_at_the_chat_completions_url():
-    with ModelServer(DemoBrain()) as server:
-        wrong = server.url.replace("/chat/completions", "/completion")
+    with ModelServer(ScriptedBrain([Reply(fault=Fault.http(404))])) as server:
         with pytest.raises(AgentRunError) as info:
-            run(agent_for(wrong).prompt_text("hi"))
+            run(agent_for(server.url).prompt_text("hi"))
     text = str(info.value)
     assert "404" in text
-    assert "base_url must be the full chat-completions URL" in text and wrong in text
+    assert "base_url must be the full chat-completions URL" in text and server.url in text
 
 
 def test_connection_refused_names_the_url_tried():

@@ -65,8 +65,9 @@ def error_hint(error_message: str, model: Any = None) -> str | None:
     if _HTTP_404.search(error_message):
         tried = f" (tried {url})" if url else ""
         return (
-            "Hint: base_url must be the full chat-completions URL, e.g. "
-            f"https://api.openai.com/v1/chat/completions, or an API base ending in /v1{tried}."
+            f"Hint: no chat-completions endpoint answered{tried}; base_url must be the full "
+            "chat-completions URL (e.g. https://api.openai.com/v1/chat/completions) or the API "
+            "base it lives under (e.g. http://localhost:8000/v1)."
         )
     return None
 

@@ -85,7 +85,9 @@ class AgentMagics(Magics):
     provider = Unicode(
         None, allow_none=True, help="Default provider (openrouter, openai, ...)"
     ).tag(config=True)
-    base_url = Unicode(None, allow_none=True, help="Full chat-completions URL").tag(config=True)
+    base_url = Unicode(
+        None, allow_none=True, help="chat-completions URL, or an API base ending in /v1"
+    ).tag(config=True)
     system = Unicode(None, allow_none=True, help="Default system prompt").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:

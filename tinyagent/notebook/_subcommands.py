@@ -173,10 +173,7 @@ def cmd_doctor(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None
         ["model / provider", f"{resolved.model} / {resolved.provider}"],
         ["base URL", base_url],
         ["endpoint", endpoint],
-        [
-            "API key",
-            f"{variable} ({'set' if present else 'not set'})" if variable else "none needed",
-        ],
+        ["API key", _key_status(variable, present, resolved.missing_key_message() is None)],
         [
             "ipykernel / IPython / ipywidgets",
             f"{_version('ipykernel')} / {_version('ipython')} / {_version('ipywidgets')}",
@@ -190,6 +187,16 @@ def cmd_doctor(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None
         ["render mode", render_mode(magics.ipython.user_ns, magics.ipython)],
     ]
     show_table(rows, ["check", "result"], title="tinyagent doctor")
+
+
+def _key_status(variable: str | None, present: bool, runnable: bool) -> str:
+    if variable is None:
+        return "none needed"
+    if present:
+        return f"{variable} (set)"
+    if runnable:
+        return f"{variable} (not set; not needed for a local base URL)"
+    return f"{variable} (not set)"
 
 
 def _probe(chat_url: str) -> str:
