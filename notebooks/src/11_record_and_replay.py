@@ -112,12 +112,18 @@ print("byte-identical stream:", served == entries[0]["body"].encode("utf-8"))
 # If the notebook changed — a different prompt, tool or system prompt — the request no longer
 # matches the cassette. Replay never guesses: the server answers HTTP 500 with a message naming
 # the cassette, and the run ends with that error, so a stale cassette cannot pass silently.
+# `prompt_text` raises it as an `AgentRunError`, which carries the final message (`prompt` would
+# return that message and log the error).
 
 # %%
+from tinyagent import AgentRunError
+
 with ModelServer(replay_brain) as replay:
-    message = await new_agent(replay.url).prompt("A question nobody recorded.")
-print("stop reason:", message.stop_reason)
-print(message.error_message)
+    try:
+        await new_agent(replay.url).prompt_text("A question nobody recorded.")
+    except AgentRunError as err:
+        print("stop reason:", err.message.stop_reason)
+        print(err)
 print("unknown requests so far:", len(replay_brain.misses))
 
 # %% [markdown]
