@@ -1,6 +1,7 @@
 """tinyagent: a small LLM agent framework with a Rust streaming core.
 
-The top-level names are the tiny-agent-os 1.2.29 public API, in its order (api-contract §1.1).
+The top-level names are the tiny-agent-os 1.2.29 public API, in its order
+(docs/architecture.md#public-api).
 The Rust-backed provider lives in ``tinyagent.alchemy_provider`` and is imported on demand only,
 so ``import tinyagent`` works without the compiled extension.
 """

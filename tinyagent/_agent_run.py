@@ -2,7 +2,8 @@
 
 Kept apart from ``agent.py`` so that the Agent class reads as its public API. The dispatcher is
 the per-event hot path: it updates the state, feeds ``Agent.stream()`` consumers and calls the
-listeners synchronously; a listener failure ends the run like an abort that reports it (§4.8).
+listeners synchronously; a listener failure ends the run like an abort that reports it
+(docs/events.md#failures).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class Run:
         self.loop = loop
         self.signal = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.detached = False  # reset()/clear_messages() cut it off from the state (§4.10)
+        # reset()/clear_messages() cut it off from the state (docs/events.md#agent-state)
+        self.detached = False
         self.listener_failed = False
         self.new_messages: list[AgentMessage] = []
         self.finished = threading.Event()
@@ -91,7 +93,7 @@ def make_dispatcher(agent: Any, run: Run) -> Callable[[AgentEvent], None]:
 
 
 def apply_event(state: AgentState, run: Run, event: AgentEvent) -> None:
-    """Update the state for one event, before any listener sees it (§3.5)."""
+    """Update the state for one event, before any listener sees it (docs/events.md#agent-state)."""
     kind = event.type
     if kind == "agent_end":
         run.new_messages = event.messages  # type: ignore[union-attr]
@@ -120,7 +122,7 @@ def listener_failed(run: Run, fn: Callable[..., Any], exc: Exception, event: Age
     if run.listener_failed or event.type == "agent_end" or run.signal.is_set():
         logger.error("listener %s failed: %s: %s", name, type(exc).__name__, exc, exc_info=exc)
         return
-    # The first failure ends the run like an abort that reports it (§4.8).
+    # The first failure ends the run like an abort that reports it (docs/events.md#failures).
     run.listener_failed = True
     logger.error("listener %s failed; ending the run", name, exc_info=exc)
     run.signal.tinyagent_abort_reason = (  # type: ignore[attr-defined]

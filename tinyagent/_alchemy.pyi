@@ -1,4 +1,7 @@
-"""Type stubs for the compiled streaming core (rust_ext/, api-contract §10, docs/design.md)."""
+"""Type stubs for the compiled streaming core (rust_ext/).
+
+Surface: docs/architecture.md#core-surface; batch interface: docs/design.md.
+"""
 
 from typing import Any, final
 

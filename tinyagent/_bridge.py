@@ -1,4 +1,4 @@
-"""The asyncio side of the Rust core's batch interface (docs/design.md, wire.md §5.2).
+"""The asyncio side of the Rust core's batch interface (docs/design.md).
 
 One ``Notifier`` per running event loop is registered with ``loop.add_reader`` while any stream of
 that loop is attached. When its fd becomes readable the :class:`_LoopDispatcher` asks it which
@@ -195,7 +195,7 @@ class BatchEventSource:
             try:
                 await waiter
             except asyncio.CancelledError:
-                # Cancelling the awaiting task stops the stream (wire R1).
+                # Cancelling the awaiting task stops the stream (docs/wire.md#cancellation).
                 self._handle.cancel()
                 self._discard = True
                 raise

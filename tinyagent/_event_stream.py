@@ -1,5 +1,5 @@
 """``EventStream``: the single-consumer async stream the agent loop pushes its events into
-(api-contract §4.1). Public as ``tinyagent.agent_types.EventStream``."""
+(docs/events.md#run-structure). Public as ``tinyagent.agent_types.EventStream``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class EventStream(Generic[T, R]):
     """A single-consumer async stream of events that ends on an end event or ``end(result)``.
 
     Its asyncio objects are made lazily inside the running loop, never at construction, so the
-    same kind of object can serve runs on different loops (api-contract §4.9).
+    same kind of object can serve runs on different loops (docs/architecture.md#event-loops).
     """
 
     def __init__(self, is_end_event: Callable[[T], bool], get_result: Callable[[T], R]) -> None:

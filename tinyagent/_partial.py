@@ -1,9 +1,10 @@
 """The live partial of one stream: drained 4-tuples applied to one ``AssistantMessage``.
 
-api-contract §5.3: one partial object per stream, updated in place once per delivered batch; text
-grows by amortised appends (O(n) for a whole reply); the best-effort ``arguments`` of a streaming
-tool call are recomputed only while ``partial_json`` is at most 64 KiB. Events are built without
-validation. The tuple shapes are those of ``drain()`` in docs/design.md.
+One partial object per stream (docs/architecture.md#partial), updated in place once per
+delivered batch; text grows by amortised appends (O(n) for a whole reply); the best-effort
+``arguments`` of a streaming tool call are recomputed only while ``partial_json`` is at most
+64 KiB. Events are built without validation. The tuple shapes are those of ``drain()`` in
+docs/design.md.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from tinyagent.agent_types import (
 logger = logging.getLogger("tinyagent.alchemy_provider")
 
 #: Best-effort ``arguments`` of a streaming tool call are recomputed only up to this many
-#: characters of ``partial_json`` (api-contract §5.3); above it they stay ``{}`` until the call ends.
+#: characters of ``partial_json`` (docs/architecture.md#partial); above it they stay ``{}`` until
+#: the call ends.
 BEST_EFFORT_ARGUMENTS_LIMIT = 64 * 1024
 
 BatchItem = tuple[str, int | None, Any, Any]
@@ -87,7 +89,7 @@ def _delta_event(
 def best_effort_arguments(partial_json: str) -> dict[str, Any]:
     """Arguments of an unfinished tool call: the JSON object so far, closing open braces, else ``{}``.
 
-    Same rule as ``parse_streaming_json`` of the proxy (api-contract §9.3).
+    Same rule as ``parse_streaming_json`` of the proxy (``proxy_event_handlers.py``).
     """
     try:
         value = json.loads(partial_json)

@@ -1,4 +1,5 @@
-"""Model-independent routing tables and checks of the built-in provider (api-contract §8).
+"""Model-independent routing tables and checks of the built-in provider
+(docs/architecture.md#routing, docs/architecture.md#api-keys).
 
 Which api and URL a provider gets, where its key comes from, what the context dict handed to the
 core looks like, which image URLs the wire can carry, and which secrets are scrubbed from errors.
@@ -26,7 +27,8 @@ _CHAT_COMPLETIONS_URLS = {
     "minimax": "https://api.minimax.io/v1/chat/completions",
     "minimax-cn": "https://api.minimax.chat/v1/chat/completions",
 }
-# On anthropic-messages the URL is the API root; alchemy-llm appends /v1/messages (wire §5.4).
+# On anthropic-messages the URL is the API root; alchemy-llm appends /v1/messages
+# (docs/wire.md#endpoint).
 _ANTHROPIC_API_ROOTS = {
     "anthropic": "https://api.anthropic.com",
     "kimi": "https://api.kimi.com/coding",
@@ -39,7 +41,8 @@ _API_ALIASES = {
 }
 ANTHROPIC_MESSAGES = "anthropic-messages"
 
-#: Environment variables holding each known provider's key, in lookup order (api-contract §8.2).
+#: Environment variables holding each known provider's key, in lookup order
+#: (docs/architecture.md#api-keys).
 PROVIDER_KEY_ENV: dict[str, tuple[str, ...]] = {
     "openai": ("OPENAI_API_KEY",),
     "openrouter": ("OPENROUTER_API_KEY",),
@@ -64,7 +67,7 @@ MASK = "***"
 
 
 def infer_api(provider: str) -> str:
-    """The api a provider speaks when none is given (api-contract §8.1)."""
+    """The api a provider speaks when none is given (docs/architecture.md#routing)."""
     provider = provider.strip().lower()
     if provider in ("minimax", "minimax-cn"):
         return "minimax-completions"
@@ -74,7 +77,7 @@ def infer_api(provider: str) -> str:
 
 
 def default_base_url(provider: str, api: str) -> str:
-    """The endpoint used when the model names none (api-contract §8.1)."""
+    """The endpoint used when the model names none (docs/architecture.md#routing)."""
     provider = provider.strip().lower()
     if api == ANTHROPIC_MESSAGES:
         return _ANTHROPIC_API_ROOTS.get(provider, _ANTHROPIC_API_ROOTS["anthropic"])
@@ -158,7 +161,7 @@ def _check_images(message: dict[str, Any], index: int, api: str) -> None:
 
 
 def _image_problem(url: object, api: str) -> str | None:
-    """Why an image block cannot go on the wire, or ``None`` when it can (wire §1.2)."""
+    """Why an image block cannot go on the wire, or ``None`` when it can (docs/wire.md#messages)."""
     if not isinstance(url, str) or not url.strip():
         return "image block has no URL"
     if url[:5].lower() == "data:":

@@ -1,6 +1,6 @@
 """Small pieces shared by the loop and the tool executor: abort watching, synthetic messages.
 
-Abort semantics (api-contract §4.7) say the loop watches the signal itself and never depends on
+Abort semantics (docs/events.md#abort) say the loop watches the signal itself and never depends on
 provider or tool cooperation. Racing every awaited event against the signal would cost a task per
 token, so instead one watcher task per guarded phase waits on the signal and cancels the task doing
 the work; the phase turns that ``CancelledError`` back into an abort.
@@ -32,7 +32,8 @@ logger = logging.getLogger("tinyagent.agent_loop")
 ABORTED_TEXT = "Request was aborted"
 
 #: Tasks started by ``agent_loop``/``agent_loop_continue``. Cancelling one of them from outside is
-#: an abort request (§4.1), so the run converts that cancellation into its signal instead of dying.
+#: an abort request (docs/events.md#abort), so the run converts that cancellation into its signal
+#: instead of dying.
 RUN_TASKS: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
 #: Strong references to tasks we let run on (runs, detached tools) so they are not collected.
@@ -54,7 +55,8 @@ def abort_outcome(signal: asyncio.Event | None) -> tuple[str, str]:
     """The stop reason and text of the message that closes an aborted run.
 
     The Agent stores ``("error", "listener f failed: ...")`` on its run signal when a listener
-    raised (§4.8): such a run ends exactly like an abort, but reports the listener failure.
+    raised (docs/events.md#failures): such a run ends exactly like an abort, but reports the
+    listener failure.
     """
     reason = getattr(signal, "tinyagent_abort_reason", None)
     if reason is not None:

@@ -1,16 +1,18 @@
-"""One LLM call of the loop: ``stream_assistant_response`` (api-contract §4.3).
+"""One LLM call of the loop: ``stream_assistant_response`` (docs/events.md#llm-call).
 
 Event tree of one call::
 
     message_start(A)                  # on the provider's ``start``, or synthesized before the
-                                      # first update/retry that comes without one (§11 #11)
+                                      # first update/retry that comes without one (#11)
       message_update(A, inner)*       # every text_*/thinking_*/tool_call_* and ``retry`` event
-    message_end(A_final)              # always, on every path (§11 #10)
+    message_end(A_final)              # always, on every path (#10)
+
+``#n`` are rows of docs/architecture.md#differences.
 
 ``A_final`` is ``response.result()`` for ``done``/``error`` and for a stream that just stops; an
 error message built from the partial when anything fails (step 7); an aborted message built from
-the partial when the signal is set (§4.7); or, with the signal already set on entry, a synthetic
-aborted message made without calling ``stream_fn`` (step 0).
+the partial when the signal is set (docs/events.md#abort); or, with the signal already set on
+entry, a synthetic aborted message made without calling ``stream_fn`` (step 0).
 
 The per-delta path is the hot path of the whole package: one ``isinstance``, one set lookup, one
 event dataclass and one ``push`` per delta; no copies, no validation, no asyncio objects.
@@ -129,7 +131,8 @@ async def _open_response(
 
 
 def reasoning_effort(level: ThinkingLevel | str | None) -> Any:
-    """The thinking level as a reasoning effort string; ``None`` for off/unset (§4.3 step 3)."""
+    """The thinking level as a reasoning effort string; ``None`` for off/unset
+    (docs/events.md#llm-call, step 3)."""
     if level is None:
         return None
     value = level.value if isinstance(level, ThinkingLevel) else str(level)
@@ -235,7 +238,8 @@ async def _final_result(response: Any, fallback: Any) -> AssistantMessage:
 
 
 def _refuse_cut_tool_call(final: AssistantMessage) -> AssistantMessage:
-    """A reply cut off at the output cap inside tool arguments must not run the tool (§4.3)."""
+    """A reply cut off at the output cap inside tool arguments must not run the tool
+    (docs/events.md#llm-call)."""
     for block in final.content:
         if isinstance(block, ToolCallContent) and block.partial_json is not None:
             text = (

@@ -1,4 +1,5 @@
-"""Tool-argument validation against the tool's JSON Schema (api-contract §6.2, §11 #12).
+"""Tool-argument validation against the tool's JSON Schema (docs/events.md#argument-validation;
+docs/architecture.md#differences #12).
 
 The validator class follows the schema's ``$schema`` (draft-07 schemas declared as such validate
 as draft-07); undeclared schemas use JSON Schema 2020-12, under which the common draft-07 forms

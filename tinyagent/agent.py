@@ -1,10 +1,12 @@
-"""The ``Agent``: conversation state, event subscription, and runs of the loop (api-contract §3).
+"""The ``Agent``: conversation state, event subscription, and runs of the loop
+(docs/architecture.md#agent).
 
-A run lives on the event loop that started it (§4.9). Everything loop-bound (the abort signal, the
-run task, the stream consumer's future) is made per run, so one Agent can serve the kernel loop,
-a worker-thread loop and a chat panel in turn. The loop's events reach the Agent synchronously:
-the Agent replaces ``push`` on the run's ``EventStream`` with its dispatcher, which updates the
-state first and then calls the listeners in subscription order, with no queue in between.
+A run lives on the event loop that started it (docs/architecture.md#event-loops). Everything
+loop-bound (the abort signal, the run task, the stream consumer's future) is made per run, so one
+Agent can serve the kernel loop, a worker-thread loop and a chat panel in turn. The loop's events
+reach the Agent synchronously: the Agent replaces ``push`` on the run's ``EventStream`` with its
+dispatcher, which updates the state first and then calls the listeners in subscription order, with
+no queue in between.
 """
 
 from __future__ import annotations
@@ -123,7 +125,8 @@ class AgentOptions:
 
 
 class Agent:
-    """A conversational agent: state, listeners, and the loop that runs prompts (§3)."""
+    """A conversational agent: state, listeners, and the loop that runs prompts
+    (docs/architecture.md#agent)."""
 
     def __init__(self, opts: AgentOptions | None = None) -> None:
         opts = opts if opts is not None else AgentOptions()
@@ -276,7 +279,7 @@ class Agent:
     # -- runs ---------------------------------------------------------------------------------
 
     def abort(self) -> None:
-        """Stop the current run (§4.7); a no-op when idle. Safe from any thread."""
+        """Stop the current run (docs/events.md#abort); a no-op when idle. Safe from any thread."""
         run = self._run
         if run is not None:
             abort_run(run)

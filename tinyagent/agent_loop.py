@@ -1,4 +1,4 @@
-"""The agent loop: prompts in, events out (api-contract §4).
+"""The agent loop: prompts in, events out (docs/events.md#run-structure).
 
 Read it top to bottom: ``agent_loop`` / ``agent_loop_continue`` open the run, ``run_loop`` plays
 the turns, ``stream_assistant_response`` makes one LLM call, and ``execute_tool_calls`` (in
@@ -18,10 +18,11 @@ Event tree of a run (``U`` prompt, ``A`` assistant, ``R`` tool result, ``upd`` m
     turn_start ...                               # more turns while tools ran or input is pending
     agent_end(new_messages)                      # exactly once, always last
 
-Terminal turns: an ``error``/``aborted`` assistant message ends the run right after its
-``turn_end`` (§5.4 (c), (d), (f), (g)); a turn-limit message does the same without a request
-(§5.4 (e)). A run closed from outside an LLM stream (abort during tools or polls, a failing poll
-or ``should_stop_after_turn``) ends with one more turn holding a synthetic message made without
+Terminal turns: an ``error``/``aborted`` assistant message ends the run right after its ``turn_end``
+(docs/events.md#orders: provider error, abort, cut-off tool arguments, listener failure); a
+turn-limit message does the same without a request (docs/events.md#turn-limit-reached). A run closed
+from outside an LLM stream (abort during tools or polls, a failing poll or
+``should_stop_after_turn``) ends with one more turn holding a synthetic message made without
 contacting the model: ``turn_start message_start(A) message_end(A) turn_end(A, [])``.
 
 Per scenario (tested one by one in ``tests/test_loop_event_orders.py``)::
@@ -180,7 +181,8 @@ def check_can_continue(messages: list[AgentMessage]) -> None:
 
 
 def start_run(coro: Awaitable[None], stream: EventStream[Any, Any]) -> asyncio.Task[None]:
-    """Run ``coro`` as a run task: cancelling it from outside aborts the run (§4.1)."""
+    """Run ``coro`` as a run task: cancelling it from outside aborts the run
+    (docs/events.md#abort)."""
     task = asyncio.get_running_loop().create_task(_last_resort(coro, stream))
     RUN_TASKS.add(task)
     keep_alive(task)
@@ -294,7 +296,7 @@ async def run_loop(
     stream: EventStream[Any, Any],
     stream_fn: StreamFn | None = None,
 ) -> None:
-    """Play turns until the model is done, then push ``agent_end`` (api-contract §4.2).
+    """Play turns until the model is done, then push ``agent_end`` (docs/events.md#run-structure).
 
     The caller has pushed ``agent_start`` and the first ``turn_start``. Never raises for provider,
     tool, hook or poll failures: they become messages, and every path ends with one ``agent_end``.
@@ -376,7 +378,7 @@ async def _play_turns(
 
             if is_aborted(signal):
                 # Tools were cut short, or a listener failed: close with one more turn. An abort
-                # after a complete answer with nothing pending is a no-op (§4.10).
+                # after a complete answer with nothing pending is a no-op (docs/events.md#abort).
                 if batch.tool_results or abort_outcome(signal)[0] != "aborted":
                     run.must_close = True
                     continue
@@ -426,7 +428,8 @@ def _close_after_crash(
     context: AgentContext,
     new_messages: list[AgentMessage],
 ) -> None:
-    """An unexpected exception inside the loop ends the run like a provider failure (§4.8)."""
+    """An unexpected exception inside the loop ends the run like a provider failure
+    (docs/events.md#failures)."""
     if isinstance(exc, Exception):
         logger.exception("unexpected error in the agent loop")
         reply = synthetic_message(config, "error", f"{type(exc).__name__}: {exc}")

@@ -1,4 +1,4 @@
-"""Running the tool calls of one assistant message (api-contract §6).
+"""Running the tool calls of one assistant message (docs/events.md#tool-batch).
 
 Event tree of one batch (calls ``a``, ``b`` in content order)::
 
@@ -7,8 +7,9 @@ Event tree of one batch (calls ``a``, ``b`` in content order)::
     tool_execution_end(a) message_start(Ra) message_end(Ra) # once all have settled,
     tool_execution_end(b) message_start(Rb) message_end(Rb) # in call order
 
-Per call: validate the arguments (§6.2) → ``before_tool_call`` → ``execute``; every failure
-becomes an error result for that call only. ``after_tool_call`` runs after all have settled.
+Per call: validate the arguments (docs/events.md#argument-validation) → ``before_tool_call`` →
+``execute``; every failure becomes an error result for that call only. ``after_tool_call`` runs
+after all have settled.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ async def execute_tool_calls(
     before_tool_call: BeforeToolCallFn | None = None,
     after_tool_call: AfterToolCallFn | None = None,
 ) -> ToolExecutionResult:
-    """Run every tool call of ``assistant_message`` concurrently (§6.3) and report in call order."""
+    """Run every tool call of ``assistant_message`` concurrently and report in call order
+    (docs/events.md#tool-batch)."""
     calls = [b for b in assistant_message.content if isinstance(b, ToolCallContent)]
     if not calls:
         return ToolExecutionResult()
@@ -394,7 +396,8 @@ async def _apply_after_hook(
 
 
 def skip_tool_call(tool_call: ToolCallContent, stream: EventStream[Any, Any]) -> ToolResultMessage:
-    """Report a call as skipped without running it (not used by the loop, §6.4)."""
+    """Report a call as skipped without running it (not used by the loop;
+    docs/events.md#tool-batch)."""
     call_id, name = tool_call.id or "", tool_call.name or ""
     stream.push(
         ToolExecutionStartEvent(tool_call_id=call_id, tool_name=name, args=tool_call.arguments)

@@ -1,8 +1,8 @@
 """The types every part of tinyagent speaks: messages, content blocks, models, options, tools,
 the provider's ``AssistantMessageEvent``, the ten agent events and ``EventStream``.
 
-Names, fields and defaults follow the tiny-agent-os 1.2.29 public API (api-contract.md §1.2, §2,
-§4.1, §5, §6.1). Models allow extra keys and skip validation on assignment, as the old package did,
+Names, fields and defaults follow the tiny-agent-os 1.2.29 public API (docs/architecture.md#types,
+docs/events.md). Models allow extra keys and skip validation on assignment, as the old package did,
 so user code that attaches its own attributes keeps working.
 """
 
@@ -28,7 +28,8 @@ from typing import (
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
 
-# EventStream lives in its own module; the contract names it here (api-contract §1.2, §4.1).
+# EventStream lives in its own module; the 1.2.29 API names it here
+# (docs/architecture.md#public-api).
 from ._event_stream import EventStream as EventStream
 from ._event_stream import EventStreamQueueItem as EventStreamQueueItem
 from ._tool_functions import as_async_execute
@@ -45,7 +46,7 @@ JsonValue = TypeAliasType("JsonValue", "JsonPrimitive | list[JsonValue] | dict[s
 JsonObject: TypeAlias = dict[str, Any]
 MaybeAwaitable: TypeAlias = T | Awaitable[T]
 
-#: The canonical all-zero usage (api-contract §2.6). Never placed into a message: use
+#: The canonical all-zero usage (docs/architecture.md#types). Never placed into a message: use
 #: :func:`new_zero_usage` for a fresh copy.
 ZERO_USAGE: JsonObject = {
     "input": 0,
@@ -91,7 +92,7 @@ class _Model(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------
-# Content blocks and messages (§2.2, §2.3)
+# Content blocks and messages (docs/architecture.md#types)
 # --------------------------------------------------------------------------------------------
 
 
@@ -196,7 +197,7 @@ AgentMessage: TypeAlias = Message | CustomAgentMessage
 
 
 # --------------------------------------------------------------------------------------------
-# Model and options (§2.4)
+# Model and options (docs/architecture.md#types)
 # --------------------------------------------------------------------------------------------
 
 
@@ -226,7 +227,7 @@ class SimpleStreamOptions(_Model):
 
 
 # --------------------------------------------------------------------------------------------
-# Tools (§6.1, §4.6)
+# Tools (docs/events.md#tool-batch, docs/events.md#hooks)
 # --------------------------------------------------------------------------------------------
 
 
@@ -267,7 +268,7 @@ class AgentTool(Tool):
 
 
 # --------------------------------------------------------------------------------------------
-# State and contexts (§3.5, §4.1)
+# State and contexts (docs/events.md#agent-state, docs/events.md#run-structure)
 # --------------------------------------------------------------------------------------------
 
 
@@ -316,7 +317,7 @@ ShouldStopAfterTurnFn: TypeAlias = Callable[
 
 
 # --------------------------------------------------------------------------------------------
-# Provider events (§5.3)
+# Provider events (docs/events.md#provider-events)
 # --------------------------------------------------------------------------------------------
 
 AssistantMessageEventType: TypeAlias = Literal[
@@ -376,7 +377,7 @@ StreamFn: TypeAlias = Callable[[Model, Context, SimpleStreamOptions], Awaitable[
 
 
 # --------------------------------------------------------------------------------------------
-# Agent events (§5.1) and type guards (§5.2)
+# Agent events and type guards (docs/events.md#agent-events)
 # --------------------------------------------------------------------------------------------
 
 
@@ -507,7 +508,7 @@ def is_tool_execution_event(event: object) -> TypeGuard[ToolExecutionEvent]:
 
 
 # --------------------------------------------------------------------------------------------
-# Loop configuration (§4.1)
+# Loop configuration (docs/events.md#run-structure, docs/events.md#llm-call)
 # --------------------------------------------------------------------------------------------
 
 

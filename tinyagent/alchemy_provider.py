@@ -1,9 +1,9 @@
 """The built-in provider: ``OpenAICompatModel`` and ``stream_alchemy_openai_completions``.
 
-Python decides routing (provider, api, URL, key, reasoning; api-contract §8.2), checks what the
-wire cannot carry before any network activity, and hands plain dicts to the Rust core
-``tinyagent._alchemy`` (§8.3), which owns the HTTP/SSE transport. Events come back through the
-asyncio bridge of :mod:`tinyagent._bridge`.
+Python decides routing (provider, api, URL, key, reasoning; docs/architecture.md#routing), checks
+what the wire cannot carry before any network activity, and hands plain dicts to the Rust core
+``tinyagent._alchemy`` (docs/architecture.md#payload), which owns the HTTP/SSE transport. Events
+come back through the asyncio bridge of :mod:`tinyagent._bridge`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ __all__ = [
 
 logger = logging.getLogger("tinyagent.alchemy_provider")
 
-#: Test seam (api-contract §1): when set, used instead of importing ``tinyagent._alchemy``.
+#: Test seam (docs/architecture.md#public-api): when set, used instead of importing
+#: ``tinyagent._alchemy``.
 _ALCHEMY_MODULE: Any = None
 
 
@@ -103,7 +104,7 @@ class OpenAICompatModel(Model):
 
 
 # --------------------------------------------------------------------------------------------
-# Routing (api-contract §8.2)
+# Routing (docs/architecture.md#routing)
 # --------------------------------------------------------------------------------------------
 
 
@@ -259,7 +260,7 @@ async def stream_alchemy_openai_completions(
 
 
 # --------------------------------------------------------------------------------------------
-# AlchemyStreamResponse (api-contract §8.4)
+# AlchemyStreamResponse (docs/architecture.md#batch-interface)
 # --------------------------------------------------------------------------------------------
 
 _USAGE_KEYS = frozenset({"input", "output", "cache_read", "cache_write", "total_tokens", "cost"})
@@ -268,7 +269,8 @@ _DEFAULT_INVALID_EVENT = "tinyagent._alchemy returned an invalid event"
 
 
 def validate_final_message(raw: object) -> AssistantMessage:
-    """The final message with the usage shape of api-contract §2.6 checked (presence only)."""
+    """The final message with the usage shape of docs/architecture.md#types checked (presence
+    only)."""
     if isinstance(raw, AssistantMessage):
         usage = raw.usage
     elif isinstance(raw, dict):
@@ -304,8 +306,8 @@ class AlchemyStreamResponse:
     """The ``StreamResponse`` of a core stream handle: async events, ``result()``, ``aclose()``.
 
     A handle with the batch interface (``attach``/``drain``) is read on the awaiting loop through
-    the bridge, with one live partial per stream (api-contract §5.3). Any other object with
-    ``next_event()``/``result()`` is driven from a dedicated thread, its dict events validated.
+    the bridge, with one live partial per stream (docs/architecture.md#partial). Any other object
+    with ``next_event()``/``result()`` is driven from a dedicated thread, its dict events validated.
     """
 
     def __init__(
@@ -477,7 +479,10 @@ class AlchemyStreamResponse:
         return raw
 
     async def aclose(self) -> None:
-        """Stop the stream: cancel the HTTP request (wire R1) and end the iteration."""
+        """Stop the stream: cancel the HTTP request and end the iteration.
+
+        See docs/wire.md#cancellation.
+        """
         if self._closed:
             return
         self._closed = True

@@ -1,4 +1,4 @@
-"""Prompt-cache breakpoints (api-contract §7).
+"""Prompt-cache breakpoints (docs/architecture.md#caching, docs/wire.md#cache-markers).
 
 ``add_cache_breakpoints`` marks user messages for Anthropic-style prompt caching. It never mutates
 what it is given: marked messages are deep copies, so ``Agent.state.messages`` stays clean, and

@@ -99,7 +99,8 @@ def run_notebook(path: str) -> None:
     import nbformat
     from nbclient import NotebookClient
 
-    # Final render mode: one plain output per run, as in the committed tutorials (notebook.md §3).
+    # Final render mode: one plain output per run, as in the committed tutorials
+    # (docs/notebook.md#render-modes).
     os.environ["TINYAGENT_RENDER"] = "final"
     notebook = nbformat.read(path, as_version=4)
     workdir = os.path.dirname(os.path.abspath(path))

@@ -1,7 +1,7 @@
 """Provider contract helpers of tiny-agent-os 1.2.28/1.2.29, kept for code that imports them.
 
 The checks and types here are thin layers over ours: the usage shape comes from
-:data:`tinyagent.agent_types.ZERO_USAGE` (api-contract §2.6), and
+:data:`tinyagent.agent_types.ZERO_USAGE` (docs/architecture.md#types), and
 :class:`BindingStreamResponseBase` is an :class:`~tinyagent.alchemy_provider.AlchemyStreamResponse`,
 so a response built on it gets the Rust core's batched event path, cancellation and scrubbing.
 """

@@ -1,4 +1,5 @@
-"""The proxy client: an agent's LLM calls through a tinyagent-compatible proxy (api-contract §9).
+"""The proxy client: an agent's LLM calls through a tinyagent-compatible proxy
+(docs/architecture.md#proxy).
 
 ``POST {proxy_url}/api/stream`` with a bearer token; the proxy answers with SSE carrying camelCase
 events, turned into ``AssistantMessageEvent``s by ``proxy_event_handlers``. To drive an Agent::

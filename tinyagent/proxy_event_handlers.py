@@ -1,8 +1,9 @@
-"""Turning the proxy's camelCase SSE events into ``AssistantMessageEvent``s (api-contract §9.3).
+"""Turning the proxy's camelCase SSE events into ``AssistantMessageEvent``s
+(docs/architecture.md#proxy).
 
 ``process_proxy_event`` updates the stream's one partial in place and returns the event to emit,
 or ``None`` for events that produce nothing. Problems are logged under ``tinyagent.proxy``,
-never printed (§11 #16).
+never printed (docs/architecture.md#differences #16).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ logger = logging.getLogger("tinyagent.proxy")
 ProxyEventHandler = Callable[[JsonObject, AssistantMessage], AssistantMessageEvent | None]
 
 #: Above this size an in-progress tool call's best-effort arguments are not re-parsed per delta,
-#: which would make a long argument text cost O(n^2) (§5.3); they are set when the call ends.
+#: which would make a long argument text cost O(n^2) (docs/architecture.md#partial); they are set
+#: when the call ends.
 _LIVE_ARGUMENTS_LIMIT = 64 * 1024
 
 _STOP_REASON_ALIASES = {"toolUse": "tool_use", "end_turn": "stop", "max_tokens": "length"}
@@ -61,7 +63,7 @@ def parse_streaming_json(json_str: str) -> JsonObject | None:
 def process_proxy_event(
     proxy_event: dict[str, Any], partial: AssistantMessage
 ) -> AssistantMessageEvent | None:
-    """Apply one proxy event to ``partial`` and return the event to emit (table of §9.3)."""
+    """Apply one proxy event to ``partial`` and return the event to emit."""
     kind = proxy_event.get("type")
     handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
     if handler is None:
@@ -202,7 +204,7 @@ def _tool_call_end(
         parsed = None
     if isinstance(parsed, dict):
         call.arguments, call.partial_json = parsed, None
-    else:  # keep the raw text so validation can report it (§2.2)
+    else:  # keep the raw text so validation can report it (docs/events.md#argument-validation)
         call.arguments = {}
         call.partial_json = raw
     return AssistantMessageEvent(

@@ -1,13 +1,13 @@
 """The typed Rust-binding provider of tiny-agent-os 1.2.28/1.2.29, over our core.
 
 ``stream_rust_binding`` keeps that module's routing rules, which are stricter than
-``stream_alchemy_openai_completions``'s (api-contract §8.2): the provider and id must be non-blank,
-an explicit ``api`` must be one the core dispatches (no legacy aliases), and a provider outside
-:data:`DEFAULT_BASE_URLS` needs a ``base_url``. The payload is checked through the typed payload
-models and then goes through the same Rust core, bridge and secret scrubbing as the built-in
-provider. Like that provider it follows our deliberate changes (api-contract §11): the model's
-``max_tokens`` caps output only when set explicitly, the thinking level is forwarded as the
-reasoning effort, and the key comes from the full provider environment table.
+``stream_alchemy_openai_completions``'s (docs/architecture.md#routing): the provider and id must be
+non-blank, an explicit ``api`` must be one the core dispatches (no legacy aliases), and a provider
+outside :data:`DEFAULT_BASE_URLS` needs a ``base_url``. The payload is checked through the typed
+payload models and then goes through the same Rust core, bridge and secret scrubbing as the built-in
+provider. Like that provider it follows our deliberate changes (docs/architecture.md#differences):
+the model's ``max_tokens`` caps output only when set explicitly, the thinking level is forwarded as
+the reasoning effort, and the key comes from the full provider environment table.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ DEFAULT_BASE_URLS: dict[str, str] = {
     provider: default_base_url(provider, infer_api(provider))
     for provider in ("openai", "openrouter", "chutes", "minimax", "minimax-cn", "kimi")
 }
-# Our routing table sends unknown providers to OpenAI's URL (api-contract §8.1) and so has no
-# Chutes entry; 1.2.29's binding provider knew Chutes' endpoint, and code relying on it keeps it.
+# Our routing table sends unknown providers to OpenAI's URL (docs/architecture.md#routing): no
+# Chutes entry. 1.2.29's binding provider knew Chutes' endpoint, and code relying on it keeps it.
 DEFAULT_BASE_URLS["chutes"] = "https://llm.chutes.ai/v1/chat/completions"
 
 
@@ -98,7 +98,8 @@ class _BindingPayloadModel(BaseModel):
 
 
 class BindingModelPayload(_BindingPayloadModel):
-    """The model dict of ``tinyagent._alchemy.openai_completions_stream`` (api-contract §10.2)."""
+    """The model dict of ``tinyagent._alchemy.openai_completions_stream``
+    (docs/architecture.md#core-surface)."""
 
     id: str
     provider: str
@@ -127,7 +128,8 @@ class BindingContextPayload(_BindingPayloadModel):
 
 
 class BindingOptionsPayload(_BindingPayloadModel):
-    """The options dict of the core; the keys after ``max_tokens`` are ours (api-contract §8.3)."""
+    """The options dict of the core; the keys after ``max_tokens`` are ours
+    (docs/architecture.md#payload)."""
 
     api_key: str | None = Field(default=None, repr=False)
     temperature: float | None = None
@@ -181,7 +183,8 @@ def _resolve_base_url(model: Model, provider: str) -> str:
 def _resolve_reasoning(
     own: ReasoningMode, model: Model, options: SimpleStreamOptions
 ) -> ReasoningMode:
-    # The order of api-contract §8.2: the model's own setting, then the options, then the level.
+    # The order of docs/architecture.md#routing: the model's own setting, then the options, then
+    # the level.
     if own is not False:
         return own
     for source in (options.reasoning, model.thinking_level):

@@ -1,4 +1,4 @@
-"""Jupyter layer of tinyagent: ``%%agent``, live rendering and the chat panel (notebook.md).
+"""Jupyter layer of tinyagent: ``%%agent``, live rendering and the chat panel (docs/notebook.md).
 
 ``%load_ext tinyagent.notebook`` registers the ``%agent``/``%%agent`` magics and the input
 transformer that runs ``%%agent`` cells on the kernel's event loop. ``ChatPanel`` is a chat UI

@@ -1,12 +1,14 @@
-"""Configuration resolution for the notebook layer (notebook.md §1).
+"""Configuration resolution for the notebook layer
+(docs/notebook.md#configuration, docs/notebook.md#keys).
 
 Precedence, highest first: magic options (sticky ones live on the conversation) →
 ``%agent config key=value`` (session settings) → traitlets (``%config AgentMagics.model``) →
 environment (``TINYAGENT_MODEL``, ``TINYAGENT_BASE_URL``, ``TINYAGENT_PROVIDER``) → built-in default.
 
-API keys are never read into this module's results: only the *name* of the variable that
-supplies the key and whether it is set. The provider reads the value from the environment itself
-(api-contract §8.2), so no key string ever passes through notebook state, outputs or reprs.
+API keys are never read into this module's results: only the *name* of the variable that supplies
+the key and whether it is set. The provider reads the value from the environment itself
+(docs/architecture.md#api-keys), so no key string ever passes through notebook state, outputs or
+reprs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ DEFAULT_PROVIDER = "openrouter"
 DEFAULT_MODEL = "moonshotai/kimi-k2.5"
 
 #: provider (lowercased) → environment variables that may hold its key, first wins: the
-#: provider's own table (api-contract §8.2), so the notebook names exactly what the core reads.
+#: provider's own table (docs/architecture.md#api-keys), so the notebook names exactly what the
+#: core reads.
 PROVIDER_KEY_VARS: dict[str, tuple[str, ...]] = PROVIDER_KEY_ENV
 
 #: settings ``%agent config key=value`` accepts, with their converters
@@ -199,7 +202,7 @@ def resolve(
 
 
 def render_mode(user_ns: Mapping[str, object] | None = None, shell: object = None) -> str:
-    """``final``, ``live`` or ``text`` (notebook.md §3 rule 4).
+    """``final``, ``live`` or ``text`` (docs/notebook.md#render-modes).
 
     ``TINYAGENT_RENDER`` wins. Without a kernel (plain IPython terminal) the answer streams to
     stdout. In a kernel the mode is live only when a front end is known to be attached.

@@ -41,7 +41,8 @@ def _new_agent() -> Any:
     from tinyagent.agent import Agent, AgentOptions
     from tinyagent.alchemy_provider import stream_alchemy_openai_completions
 
-    # caching on by default: markers are stripped where the endpoint ignores them (contract §4.10)
+    # caching on by default: markers are stripped where the endpoint ignores them
+    # (docs/wire.md#cache-markers)
     return Agent(
         AgentOptions(stream_fn=stream_alchemy_openai_completions, enable_prompt_caching=True)
     )
@@ -105,7 +106,8 @@ class RunSpec:
 
 
 class AgentRun:
-    """Handle of one run: ``.stop()``, ``await .wait()``, ``.done``, ``.result`` (notebook §5)."""
+    """Handle of one run: ``.stop()``, ``await .wait()``, ``.done``, ``.result``
+    (docs/notebook.md#background-runs)."""
 
     def __init__(self, conversation: Conversation, renderer: Renderer) -> None:
         self.conversation = conversation
@@ -123,7 +125,7 @@ class AgentRun:
         return self._future.done()
 
     def stop(self) -> None:
-        """Abort the run (contract §4.7); safe from any thread, a no-op once it ended."""
+        """Abort the run (docs/events.md#abort); safe from any thread, a no-op once it ended."""
         if not self.done:
             self.stopped = True
             self.conversation.agent.abort()
@@ -298,7 +300,7 @@ async def execute(
                 result = await agent.prompt(spec.prompt)
             except asyncio.CancelledError:
                 # kernel interrupt: the Agent aborted and completed the run before re-raising
-                # (contract §3.3); the partial is kept as an aborted message
+                # (docs/events.md#abort); the partial is kept as an aborted message
                 run.stopped = True
                 task = asyncio.current_task()
                 if task is not None:

@@ -1,13 +1,14 @@
 """A run as a document of *parts*: what every renderer (live widget, final output, terminal) shows.
 
-Agent events (api-contract §5) are folded into items — assistant text, thinking, tool cards,
-per-turn footers, retry status lines, error/stopped banners, steering messages. Each item owns
-parts with deterministic ids (``i3``, ``i3.7``, ``i3.t``…; never random), and :meth:`take_ops`
-returns only what changed since the last call: a finished text piece is rendered and sanitized
-once and emitted once; the open tail and small status parts are re-emitted when they change.
+Agent events (docs/events.md#agent-events) are folded into items — assistant text, thinking, tool
+cards, per-turn footers, retry status lines, error/stopped banners, steering messages. Each item
+owns parts with deterministic ids (``i3``, ``i3.7``, ``i3.t``…; never random), and :meth:`take_ops`
+returns only what changed since the last call: a finished text piece is rendered and sanitized once
+and emitted once; the open tail and small status parts are re-emitted when they change.
 
-The document reads ``delta`` from events, never the provider's live ``partial`` (which may run
-ahead within a batch, §5.3); ``message_end`` then reconciles with the final message.
+The document reads ``delta`` from events, never the provider's live ``partial`` (which may run ahead
+within a batch, docs/architecture.md#partial); ``message_end`` then reconciles with the final
+message.
 """
 
 from __future__ import annotations

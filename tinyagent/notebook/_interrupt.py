@@ -1,9 +1,10 @@
-"""One event loop: the ``%%agent`` input transformer, and the worker-thread fallback (notebook §5).
+"""One event loop: the ``%%agent`` input transformer, and the worker-thread fallback
+(docs/notebook.md#kernel-loop).
 
 Production path: :func:`agent_cell_transformer` (an IPython cleanup transformer) rewrites a
 ``%%agent`` cell into a top-level ``await`` of the run, so ipykernel runs it on the kernel's own
 loop: the output streams, comm messages (the Stop button) are processed mid-run, and the kernel
-interrupt cancels the awaiting task, which aborts the run (contract §3.3, §4.7).
+interrupt cancels the awaiting task, which aborts the run (docs/events.md#abort).
 
 Fallback: when the magic is called synchronously (``get_ipython().run_cell_magic(...)`` from
 code, or a bare IPython shell) nothing can await it. :func:`run_blocking` then runs the run on a

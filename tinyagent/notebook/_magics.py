@@ -1,4 +1,7 @@
-"""``%%agent`` (cell) and ``%agent`` (line subcommands): notebook.md §2."""
+"""``%%agent`` (cell) and ``%agent`` (line subcommands).
+
+See docs/notebook.md#cell-magic and docs/notebook.md#subcommands.
+"""
 
 from __future__ import annotations
 

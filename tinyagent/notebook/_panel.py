@@ -1,4 +1,4 @@
-"""``ChatPanel``: a chat UI bound to an Agent (notebook.md §4).
+"""``ChatPanel``: a chat UI bound to an Agent (docs/notebook.md#chat-panel).
 
 The panel is an :class:`~tinyagent.notebook._widget.AgentView` of kind ``panel`` plus this
 controller. Runs are tasks on the loop that is running when Send is pressed (the kernel's, in a

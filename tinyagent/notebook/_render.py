@@ -1,4 +1,5 @@
-"""Renderers: how a run shows up in a cell (notebook.md §3).
+"""Renderers: how a run shows up in a cell
+(docs/notebook.md#render-modes, docs/notebook.md#live-rendering).
 
 What was chosen, and why:
 

@@ -1,4 +1,5 @@
-"""The static rendering a finished run leaves in the cell output (notebook.md §3, rules 3–4).
+"""The static rendering a finished run leaves in the cell output
+(docs/notebook.md#static-output).
 
 One ``display_data`` bundle: ``text/html`` (sanitized content in our own wrapper with an embedded
 stylesheet, so it shows without a kernel, on GitHub and in nbconvert), ``text/markdown``

@@ -1,4 +1,7 @@
-"""``%agent`` line subcommands (notebook.md §1–§2). Keys are never printed, only their source."""
+"""``%agent`` line subcommands (docs/notebook.md#subcommands).
+
+Keys are never printed, only their source.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Plain Python functions → ``AgentTool`` (notebook.md §2, ``-t/--tools``).
+"""Plain Python functions → ``AgentTool`` (docs/notebook.md#tools-from-functions,
+``-t/--tools``).
 
 The JSON Schema comes from the signature and type hints through a pydantic model, so anything
 pydantic understands (``Literal``, ``Enum``, nested models, ``list[int]``, ``Optional``) works;

@@ -1,4 +1,5 @@
-"""``AgentView``: the one anywidget behind live run output and the chat panel (notebook.md §3).
+"""``AgentView``: the one anywidget behind live run output and the chat panel
+(docs/notebook.md#widget-protocol).
 
 Why one anywidget with one state trait plus custom messages: ipywidgets composition (an HTML
 widget per block, a VBox around them) resends whole trait values and costs a comm message per

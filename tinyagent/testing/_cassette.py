@@ -1,5 +1,5 @@
-"""Record and replay real provider traffic (notebook.md §6): :class:`RecordingBrain` and
-:class:`ReplayBrain`.
+"""Record and replay real provider traffic (docs/notebook.md#record-and-replay):
+:class:`RecordingBrain` and :class:`ReplayBrain`.
 
 A cassette is a JSONL file, one exchange per line::
 

@@ -1,4 +1,5 @@
-"""The ``TINYAGENT_CASSETTE`` switch: make a whole notebook record or replay (notebook.md §6).
+"""The ``TINYAGENT_CASSETTE`` switch: make a whole notebook record or replay
+(docs/notebook.md#record-and-replay).
 
 ``TINYAGENT_CASSETTE=replay:PATH`` serves the cassette at ``PATH`` instead of the demo model, and
 ``TINYAGENT_CASSETTE=record:PATH`` forwards every request to a real provider and appends the

@@ -1,5 +1,5 @@
-"""The offline demo model's default brain (notebook.md §6): deterministic answers from the
-request alone, so tutorials and the README quickstart run with no network and no key.
+"""The offline demo model's default brain (docs/notebook.md#demo-model): deterministic answers from
+the request alone, so tutorials and the README quickstart run with no network and no key.
 
 Rules, in order:
 

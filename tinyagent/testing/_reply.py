@@ -1,7 +1,8 @@
 """What one response of the loopback server looks like: :class:`Reply` and its parts.
 
 A :class:`Reply` describes a whole HTTP response in domain terms (text, reasoning, tool calls,
-usage, pacing) and the server renders it in the OpenAI-compatible wire format (wire.md §2).
+usage, pacing) and the server renders it in the OpenAI-compatible wire format
+(docs/wire.md#chunks).
 A :class:`Fault` attached to a reply bends that response in one precise way (an HTTP error, a
 dropped connection, a stall, …) so that client error paths can be tested. ``raw_sse`` is the escape
 hatch that serves exact bytes, e.g. a recorded provider stream.

@@ -1,4 +1,5 @@
-"""Rendering a :class:`Reply` as OpenAI-compatible wire bytes (wire.md §2, §3.7).
+"""Rendering a :class:`Reply` as OpenAI-compatible wire bytes (docs/wire.md#chunks,
+docs/wire.md#json-replies).
 
 ``stream_events`` gives the SSE events of a healthy stream, each a complete ``data: …`` event
 (blank line included), in the order a real provider sends them. Content deltas of the same shape
@@ -235,7 +236,7 @@ def _wire_tool_call(call: ToolCallSpec, position: int) -> dict[str, Any]:
 
 
 def completion_json(reply: Reply, *, model: str, usage: dict[str, Any] | None) -> bytes:
-    """The non-streaming ``chat.completion`` object for ``reply`` (wire.md §3.7)."""
+    """The non-streaming ``chat.completion`` object for ``reply`` (docs/wire.md#json-replies)."""
     text = _visible_text(reply)
     message: dict[str, Any] = {"role": "assistant", "content": text or None}
     if reply.reasoning and reply.reasoning_field != "think_tag":

@@ -239,7 +239,7 @@ class ScriptedResponse:
                 parsed = None
             if isinstance(parsed, dict):
                 call.arguments, call.partial_json = parsed, None
-            else:  # unparseable: arguments stay {} and the raw text is kept (§2.2)
+            else:  # unparseable: arguments {}, raw text kept (docs/architecture.md#types)
                 call.arguments, call.partial_json = {}, raw
             yield ev(type="tool_call_end", content_index=index, tool_call=call, partial=partial)
         if reply.hang:
