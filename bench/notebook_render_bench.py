@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import comm  # noqa: E402
-from comm.base_comm import BaseComm  # noqa: E402
+from support.recording_comm import install_recording_comms  # noqa: E402
 
 from tinyagent.agent_types import (  # noqa: E402
     AgentEndEvent,
@@ -43,33 +43,7 @@ from tinyagent.notebook._document import RunDocument  # noqa: E402
 from tinyagent.notebook._markdown import markdown_html  # noqa: E402
 from tinyagent.notebook._render import LiveRenderer  # noqa: E402
 
-
-class RecordingComm(BaseComm):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.sent: list[tuple[str, int, bool]] = []
-        super().__init__(*args, **kwargs)
-
-    def publish_msg(
-        self,
-        msg_type: str,
-        data: Any = None,
-        metadata: Any = None,
-        buffers: Any = None,
-        **keys: Any,
-    ) -> None:
-        custom = isinstance(data, dict) and data.get("method") == "custom"
-        self.sent.append((msg_type, len(json.dumps(data, default=str).encode()), custom))
-
-
-COMMS: list[RecordingComm] = []
-
-
-def _create(*args: Any, **kwargs: Any) -> RecordingComm:
-    COMMS.append(RecordingComm(*args, **kwargs))
-    return COMMS[-1]
-
-
-comm.create_comm = _create
+COMMS = install_recording_comms()  # every widget comm records what it would send
 
 
 def reply_text(tokens: int) -> str:
@@ -153,18 +127,22 @@ def run_live(events: list[Any], rate: float) -> dict[str, float]:
     renderer.start()
     view_comm = COMMS[-1]
     stamps: list[float] = []
-    sent_before = len(view_comm.sent)
+    sent_before = len(view_comm.messages)
     cpu = time.process_time()
     for event in events:
         renderer(event)
-        if len(view_comm.sent) != sent_before:
-            stamps.extend([clock.now] * (len(view_comm.sent) - sent_before))
-            sent_before = len(view_comm.sent)
+        if len(view_comm.messages) != sent_before:
+            stamps.extend([clock.now] * (len(view_comm.messages) - sent_before))
+            sent_before = len(view_comm.messages)
         if event.type == "message_update":
             clock.now += 1.0 / rate
     renderer.finish()
     cpu = time.process_time() - cpu
-    updates = [(size, custom) for kind, size, custom in view_comm.sent if kind == "comm_msg"]
+    updates = [
+        (size, isinstance(data, dict) and data.get("method") == "custom")
+        for kind, size, data in view_comm.messages
+        if kind == "comm_msg"
+    ]
     tokens = sum(1 for e in events if e.type == "message_update") - 2
     return {
         "messages": len(updates),

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from agent_support import (
+from support.agent_support import (
     ScriptedReply,
     ScriptedStreamFn,
     ScriptedToolCall,
@@ -16,6 +16,7 @@ from agent_support import (
     scripted_agent,
     sum_tool,
 )
+from support.run_sync import run_sync
 
 from tinyagent import (
     AgentToolResult,
@@ -24,7 +25,6 @@ from tinyagent import (
     TextContent,
     UserMessage,
 )
-from tinyagent._run_sync import run_sync
 from tinyagent.agent_types import now_ms
 
 

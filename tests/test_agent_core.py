@@ -8,7 +8,7 @@ import logging
 import time
 
 import pytest
-from agent_support import (
+from support.agent_support import (
     ScriptedReply,
     ScriptedStreamFn,
     ScriptedToolCall,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_support import run, scripted_agent
+from support.agent_support import run, scripted_agent
 
 from tinyagent import AssistantMessage, ImageContent, TextContent, UserMessage
 from tinyagent.caching import EPHEMERAL_CACHE, add_cache_breakpoints

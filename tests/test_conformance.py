@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conformance_support import (
+from support.conformance_support import (
     DEPARTURES,
     asks_for_several_choices,
     cases_by_id,

@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from agent_support import LIVENESS_SECONDS, Recorder
+from support.agent_support import LIVENESS_SECONDS, Recorder
 
 from tinyagent import Agent, AgentOptions, AgentTool, AgentToolResult, TextContent, ThinkingLevel
 from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from agent_support import (
+from support.agent_support import (
     ScriptedReply,
     ScriptedStreamFn,
     ScriptedToolCall,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agent_support import (
+from support.agent_support import (
     Recorder,
     ScriptedReply,
     ScriptedStreamFn,

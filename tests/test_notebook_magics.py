@@ -14,7 +14,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from test_notebook_fakes import Step, scripted_agent
+from support.notebook_fakes import Step, scripted_agent
 
 from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
 from tinyagent.notebook import _magics

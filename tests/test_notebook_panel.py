@@ -7,15 +7,15 @@ import re
 from typing import Any
 
 import pytest
-from test_notebook_fakes import Step, scripted_agent
-from test_notebook_render import RecordingComm, install_recording_comms, view_messages
+from support.notebook_fakes import Step, scripted_agent
+from support.recording_comm import RecordingComm, install_recording_comms, view_messages
 
 from tinyagent.notebook import ChatPanel
 
 
 @pytest.fixture
 def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
-    return install_recording_comms(monkeypatch)
+    return install_recording_comms(monkeypatch.setattr)
 
 
 def transcript(panel: ChatPanel) -> str:

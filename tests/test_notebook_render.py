@@ -7,10 +7,9 @@ import json
 import re
 from typing import Any
 
-import comm
 import pytest
-from comm.base_comm import BaseComm
-from test_notebook_fakes import Step, recorded_run
+from support.notebook_fakes import Step, recorded_run
+from support.recording_comm import RecordingComm, install_recording_comms, view_messages
 
 from tinyagent.agent_types import (
     AssistantMessage,
@@ -27,50 +26,9 @@ from tinyagent.notebook._render import FinalRenderer, LiveRenderer, TextRenderer
 from tinyagent.notebook._static import StaticOutput
 
 
-class RecordingComm(BaseComm):
-    """A comm that records every message it would publish (no kernel needed)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.messages: list[tuple[str, int, Any]] = []
-        super().__init__(*args, **kwargs)
-
-    def publish_msg(
-        self,
-        msg_type: str,
-        data: Any = None,
-        metadata: Any = None,
-        buffers: Any = None,
-        **keys: Any,
-    ) -> None:
-        self.messages.append((msg_type, len(json.dumps(data, default=str).encode()), data))
-
-
-def view_messages(comms: list[RecordingComm]) -> list[tuple[str, int, Any]]:
-    """The messages of the AgentView's comm (ipywidgets also opens one for its Layout)."""
-    views = [
-        c
-        for c in comms
-        if c.messages and c.messages[0][2]["state"].get("_model_name") == "AnyModel"
-    ]
-    assert len(views) == 1
-    return views[0].messages
-
-
-def install_recording_comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
-    """Make every widget comm a :class:`RecordingComm`; returns the list they are added to."""
-    made: list[RecordingComm] = []
-
-    def create(*args: Any, **kwargs: Any) -> RecordingComm:
-        made.append(RecordingComm(*args, **kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(comm, "create_comm", create)
-    return made
-
-
 @pytest.fixture
 def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
-    return install_recording_comms(monkeypatch)
+    return install_recording_comms(monkeypatch.setattr)
 
 
 class Clock:

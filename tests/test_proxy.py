@@ -7,7 +7,7 @@ import json
 import logging
 
 import pytest
-from agent_support import run, scripted_model, sum_tool
+from support.agent_support import run, scripted_model, sum_tool
 
 from tinyagent import (
     Agent,

@@ -10,7 +10,7 @@ import socket
 from typing import Any
 
 import pytest
-from agent_support import LIVENESS_SECONDS
+from support.agent_support import LIVENESS_SECONDS
 
 from tinyagent import Agent, AgentOptions, AgentRunError, AssistantMessage
 from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions

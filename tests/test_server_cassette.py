@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.sse_reader import assemble, parse_sse
 
 from tinyagent.testing import (
     CassetteMiss,
@@ -19,7 +20,6 @@ from tinyagent.testing import (
     ReplayBrain,
     Reply,
 )
-from tinyagent.testing._wire import assemble, parse_sse
 
 SECRET = "sk-test-very-secret-key"
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from support.sse_reader import StreamResult, assemble, parse_sse
 
 from tinyagent.testing import DemoBrain, ModelServer
-from tinyagent.testing._wire import StreamResult, assemble, parse_sse
 
 
 def tool(name: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:

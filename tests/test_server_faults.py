@@ -8,9 +8,9 @@ import time
 
 import httpx
 import pytest
+from support.sse_reader import assemble, parse_sse
 
 from tinyagent.testing import Fault, ModelServer, Reply, ScriptedBrain
-from tinyagent.testing._wire import assemble, parse_sse
 
 TEXT = "The answer is forty-two, as everyone knows."
 REQUEST = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "q"}]}

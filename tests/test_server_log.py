@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from support.sse_reader import assemble, parse_sse
 
 from tinyagent.testing import Fault, ModelServer, Reply, ScriptedBrain, ScriptExhausted
-from tinyagent.testing._wire import assemble, parse_sse
 
 
 def post(server: ModelServer, content: str = "hi", **headers: str) -> httpx.Response:

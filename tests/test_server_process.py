@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import httpx
+from support.sse_reader import assemble, parse_sse
 
 from tinyagent.testing import Fault, ModelServer, Reply, ScriptedBrain, spawn_server
-from tinyagent.testing._wire import assemble, parse_sse
 
 REQUEST = {"model": "m", "stream": True, "stream_options": {"include_usage": True},
            "messages": [{"role": "user", "content": "Hello from a test"}]}

@@ -6,9 +6,9 @@ import json
 
 import httpx
 import pytest
+from support.sse_reader import assemble, parse_sse
 
 from tinyagent.testing import ModelServer, Reply, ScriptedBrain, ToolCallSpec, Usage
-from tinyagent.testing._wire import assemble, parse_sse
 
 
 def chat(server: ModelServer, *, stream: bool = True, usage: bool = False, **extra: object

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from agent_support import ScriptedReply, ScriptedToolCall, run, scripted_agent, sum_tool
+from support.agent_support import ScriptedReply, ScriptedToolCall, run, scripted_agent, sum_tool
 
 from tinyagent import AgentTool, AgentToolResult, TextContent
 

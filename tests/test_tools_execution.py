@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from agent_support import SUM_SCHEMA, ScriptedReply, ScriptedToolCall, run, scripted_agent, sum_tool
+from support.agent_support import (
+    SUM_SCHEMA,
+    ScriptedReply,
+    ScriptedToolCall,
+    run,
+    scripted_agent,
+    sum_tool,
+)
 
 from tinyagent import (
     AgentTool,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from agent_support import run
 from pydantic import ValidationError
+from support.agent_support import run
 
 from tinyagent import AgentEndEvent, AssistantMessage, TextContent, ToolResultMessage, agent_types
 from tinyagent.agent_loop import create_agent_stream

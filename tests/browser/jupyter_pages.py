@@ -1,7 +1,7 @@
 """Driving JupyterLab / Notebook 7 pages: notebooks the tests write, opening them, Run All, and a
 sampler that records what each cell's outputs show while cells run.
 
-Shared by the browser test modules (imported as a sibling module, like ``tests/agent_support``).
+Shared by the browser test modules (imported as a sibling module, like ``tests/support/``).
 """
 
 from __future__ import annotations

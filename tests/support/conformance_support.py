@@ -33,7 +33,7 @@ from typing import Any
 from tinyagent.testing import Reply
 
 #: Part of the repository, so a clone tests itself (origins and licences: SOURCES.md beside it).
-CORPUS = Path(__file__).resolve().parent / "data" / "conformance" / "streams.jsonl.gz"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "conformance" / "streams.jsonl.gz"
 
 TRUNCATED_MESSAGE = "stream ended before completion (no finish_reason and no [DONE])"
 CONTEXT_OVERFLOW_PREFIX = "context window exceeded: "

@@ -3,8 +3,9 @@
 With no running loop in this thread it uses a fresh loop, like ``asyncio.run``. Inside a running
 loop (a Jupyter kernel, an async framework) it runs the coroutine on a worker thread's own loop
 and waits for it, so it never raises "asyncio.run() cannot be called from a running event loop"
-(notebook.md §5). A ``KeyboardInterrupt`` while waiting cancels the coroutine on its loop (an
-Agent run cancelled that way is aborted and completed, api-contract §4.7) before propagating.
+(docs/notebook.md#kernel-loop). A ``KeyboardInterrupt`` while waiting cancels the coroutine on
+its loop (an Agent run cancelled that way is aborted and completed, docs/events.md#abort) before
+propagating.
 """
 
 from __future__ import annotations

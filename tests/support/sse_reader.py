@@ -40,7 +40,7 @@ class StreamResult:
 
 def parse_sse(body: bytes) -> list[SseEvent]:
     """Split a body into SSE events (comments dropped; a last event without its blank line is
-    kept, as wire.md §2.1 says)."""
+    kept, as docs/wire.md#sse-framing says)."""
     events: list[SseEvent] = []
     data: list[str] = []
     kind: str | None = None
