@@ -10,6 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from support.core_inputs import model_for as _model_for
+from support.core_inputs import options as _options
+
 from tinyagent import _alchemy
 
 KEY = "sk-ant-test-0123456789"
@@ -100,14 +103,8 @@ def respond_sse(events: list[bytes], pause: float = 0.0) -> Callable[..., None]:
     return handler
 
 
-def model_for(url: str) -> dict[str, Any]:
-    return {"id": "claude-test", "provider": "anthropic", "api": "anthropic-messages",
-            "base_url": url, "name": None, "headers": None, "reasoning": False,
-            "context_window": None, "max_tokens": None}
 
 
-def options(**extra: Any) -> dict[str, Any]:
-    return {"api_key": KEY, "temperature": None, "max_tokens": None, **extra}
 
 
 def test_text_and_tool_call_stream() -> None:
@@ -229,3 +226,11 @@ def test_stream_threads_end_with_their_streams() -> None:
     finally:
         server.close()
         fast.close()
+
+
+def model_for(url: str) -> dict[str, Any]:
+    return _model_for(url, id="claude-test", provider="anthropic", api="anthropic-messages")
+
+
+def options(**extra: Any) -> dict[str, Any]:
+    return _options(api_key=KEY, **extra)

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from support.core_inputs import model_for, options
 
 from tinyagent import _alchemy
 from tinyagent.testing import ModelServer, Reply, ScriptedBrain, ToolCallSpec
@@ -20,14 +21,8 @@ CONTEXT: dict[str, Any] = {
 }
 
 
-def model_for(url: str, **extra: Any) -> dict[str, Any]:
-    return {"id": "test-model", "provider": "local", "api": "openai-completions",
-            "base_url": url, "name": None, "headers": None, "reasoning": False,
-            "context_window": None, "max_tokens": None, **extra}
 
 
-def options() -> dict[str, Any]:
-    return {"api_key": None, "temperature": None, "max_tokens": None}
 
 
 async def drain_all(handles: dict[int, Any], timeout: float = 30.0) -> dict[int, list[tuple]]:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from support.core_inputs import model_for, options
 
 from tinyagent import _alchemy
 from tinyagent.testing import Fault, ModelServer, Reply, ScriptedBrain
@@ -22,14 +23,8 @@ CONTEXT: dict[str, Any] = {
 SLOW = Reply(text=" ".join(f"w{i}" for i in range(40)), chunking="words", delay=0.5)
 
 
-def model_for(url: str) -> dict[str, Any]:
-    return {"id": "test-model", "provider": "local", "api": "openai-completions",
-            "base_url": url, "name": None, "headers": None, "reasoning": False,
-            "context_window": None, "max_tokens": None}
 
 
-def options(**extra: Any) -> dict[str, Any]:
-    return {"api_key": None, "temperature": None, "max_tokens": None, **extra}
 
 
 def read_all(handle: Any) -> list[dict[str, Any]]:

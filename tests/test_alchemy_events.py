@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from support.core_inputs import model_for, options
 
 from tinyagent import _alchemy
 from tinyagent.testing import ModelServer, Reply, ScriptedBrain, ToolCallSpec
@@ -20,14 +21,8 @@ USAGE_KEYS = {"input", "output", "cache_read", "cache_write", "total_tokens", "c
 COST_KEYS = {"input", "output", "cache_read", "cache_write", "total"}
 
 
-def model_for(url: str, **extra: Any) -> dict[str, Any]:
-    return {"id": "test-model", "provider": "local", "api": "openai-completions",
-            "base_url": url, "name": None, "headers": None, "reasoning": False,
-            "context_window": None, "max_tokens": None, **extra}
 
 
-def options(**extra: Any) -> dict[str, Any]:
-    return {"api_key": None, "temperature": None, "max_tokens": None, **extra}
 
 
 def read_all(handle: Any) -> list[dict[str, Any]]:

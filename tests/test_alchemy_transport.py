@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import pytest
+from support.core_inputs import model_for, options
 
 from tinyagent import _alchemy
 from tinyagent.testing import Fault, ModelServer, Reply, ScriptedBrain
@@ -25,14 +26,8 @@ CONTEXT: dict[str, Any] = {
 KEY = "sk-test-secret-1234567890"
 
 
-def model_for(url: str) -> dict[str, Any]:
-    return {"id": "test-model", "provider": "local", "api": "openai-completions",
-            "base_url": url, "name": None, "headers": None, "reasoning": False,
-            "context_window": None, "max_tokens": None}
 
 
-def options(**extra: Any) -> dict[str, Any]:
-    return {"api_key": None, "temperature": None, "max_tokens": None, **extra}
 
 
 def collect(url: str, **opts: Any) -> dict[str, Any]:
