@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ._run_support import RunSignal
 from .agent_types import (
     AgentEvent,
     AgentMessage,
@@ -37,7 +38,7 @@ class Run:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.signal = asyncio.Event()
+        self.signal = RunSignal()
         self.task: asyncio.Task[None] | None = None
         # reset()/clear_messages() cut it off from the state (docs/events.md#agent-state)
         self.detached = False
@@ -125,11 +126,7 @@ def listener_failed(run: Run, fn: Callable[..., Any], exc: Exception, event: Age
     # The first failure ends the run like an abort that reports it (docs/events.md#failures).
     run.listener_failed = True
     logger.error("listener %s failed; ending the run", name, exc_info=exc)
-    run.signal.tinyagent_abort_reason = (  # type: ignore[attr-defined]
-        "error",
-        f"listener {name} failed: {type(exc).__name__}: {exc}",
-    )
-    run.signal.set()
+    run.signal.abort("error", f"listener {name} failed: {type(exc).__name__}: {exc}")
 
 
 def discard_awaitable(fn: Callable[..., Any], returned: Any) -> None:

@@ -51,16 +51,29 @@ async def maybe_await(value: T | Awaitable[T]) -> T:
     return value
 
 
-def abort_outcome(signal: asyncio.Event | None) -> tuple[str, str]:
-    """The stop reason and text of the message that closes an aborted run.
+class RunSignal(asyncio.Event):
+    """A run's abort signal and why it was set.
 
-    The Agent stores ``("error", "listener f failed: ...")`` on its run signal when a listener
-    raised (docs/events.md#failures): such a run ends exactly like an abort, but reports the
-    listener failure.
+    It is an ``asyncio.Event``, as tools and stream functions receive it. ``abort()`` without
+    arguments is a plain stop; the Agent passes ``("error", "listener f failed: ...")`` when a
+    listener raised (docs/events.md#failures): such a run ends exactly like an abort, but the
+    closing message reports the failure. The first reason wins.
     """
-    reason = getattr(signal, "tinyagent_abort_reason", None)
-    if reason is not None:
-        return reason  # type: ignore[no-any-return]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason: tuple[str, str] | None = None
+
+    def abort(self, stop_reason: str = "aborted", text: str = ABORTED_TEXT) -> None:
+        if not self.is_set():
+            self.reason = (stop_reason, text)
+        self.set()
+
+
+def abort_outcome(signal: asyncio.Event | None) -> tuple[str, str]:
+    """The stop reason and text of the message that closes an aborted run."""
+    if isinstance(signal, RunSignal) and signal.reason is not None:
+        return signal.reason
     return "aborted", ABORTED_TEXT
 
 

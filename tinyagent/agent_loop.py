@@ -55,6 +55,7 @@ from typing import Any
 from ._run_support import (
     RUN_TASKS,
     AbortWatch,
+    RunSignal,
     abort_outcome,
     absorb_external_cancel,
     is_aborted,
@@ -209,7 +210,7 @@ async def _run_from_prompts(
     stream_fn: StreamFn | None,
 ) -> None:
     # Every run has a signal, so that cancelling its task can become an abort.
-    signal = signal if signal is not None else asyncio.Event()
+    signal = signal if signal is not None else RunSignal()
     stream.push(AgentStartEvent())
     stream.push(TurnStartEvent())
     for prompt in prompts:
