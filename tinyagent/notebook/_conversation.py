@@ -137,6 +137,14 @@ class AgentRun:
     def wait_sync(self, timeout: float | None = None) -> AssistantMessage | None:
         return self._future.result(timeout)
 
+    def refuse(self, reason: str) -> None:
+        """End the run before it starts: ``reason`` is shown as its banner, nothing is sent, and
+        the conversation is left as it was (e.g. a provider key that is not set)."""
+        self.renderer.start()
+        self.renderer.note("banner", reason)
+        self.renderer.finish()
+        self._settle(None)
+
     def _settle(self, result: AssistantMessage | None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error
         if not self._future.done():

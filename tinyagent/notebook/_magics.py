@@ -302,10 +302,7 @@ class AgentMagics(Magics):
             resolved.missing_key_message() if resolved is not None and not conv.external else None
         )
         if missing is not None:
-            renderer.start()
-            renderer.note("banner", missing)
-            renderer.finish()
-            run._settle(None)
+            run.refuse(missing)
             return None
         spec = RunSpec(
             prompt=prompt,

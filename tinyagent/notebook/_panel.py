@@ -171,10 +171,7 @@ class ChatPanel:
             resolved = self.conversation.resolve(layers, {})
             missing = resolved.missing_key_message()
             if missing is not None:
-                renderer.start()
-                renderer.note("banner", missing)
-                renderer.finish()
-                run._settle(None)
+                run.refuse(missing)
                 return run
         tools = None
         if self.conversation.tool_names and _magics._ACTIVE is not None:
