@@ -84,17 +84,17 @@ class RunDocument:
 
     def _add(self, item: Item) -> Item:
         self.items.append(item)
-        self._mark(item)
+        self.mark_changed(item)
         return item
 
-    def _mark(self, item: Item) -> None:
+    def mark_changed(self, item: Item) -> None:
         if id(item) not in self._dirty_ids:
             self._dirty_ids.add(id(item))
             self._dirty.append(item)
         if self.on_change is not None:
             self.on_change()
 
-    def _replace_item(self, item: TextItem) -> None:
+    def replace_text_item(self, item: TextItem) -> None:
         """Re-create a text item whose streamed text disagrees with the final message."""
         text = item.full_text if item.final is not None else "".join(item.chunks)
         index = self.items.index(item)
@@ -106,7 +106,7 @@ class RunDocument:
                 self._blocks[key] = fresh
         fresh.feed(text)
         fresh.closed = True
-        self._mark(fresh)
+        self.mark_changed(fresh)
 
     def note(self, kind: str, text: str, detail: str = "") -> NoteItem:
         return self._add(NoteItem(self, self._new_id(), kind, text, detail))  # type: ignore[return-value]
@@ -116,12 +116,12 @@ class RunDocument:
             self._status = self.note("status", text)
         else:
             self._status.body = text
-            self._mark(self._status)
+            self.mark_changed(self._status)
 
     def _clear_status(self) -> None:
         if self._status is not None and self._status.body:
             self._status.body = ""
-            self._mark(self._status)
+            self.mark_changed(self._status)
 
     def _block(self, ci: int, kind: str, name: str = "") -> Item:
         key = (self._msg_no, ci)
@@ -187,7 +187,7 @@ class RunDocument:
             assert isinstance(item, TextItem)
             if kind.endswith("_delta") and inner.delta:
                 item.feed(inner.delta)
-                self._mark(item)
+                self.mark_changed(item)
             elif kind.endswith("_end"):
                 content = inner.content
                 text = (
@@ -215,7 +215,7 @@ class RunDocument:
                 if card.args is None:
                     card.raw_args = [call.partial_json or ""]
                 card.status = "pending"
-            self._mark(card)
+            self.mark_changed(card)
 
     def _on_message_end(self, event: Any) -> None:
         message = event.message
@@ -256,7 +256,7 @@ class RunDocument:
                     card.args = block.arguments
                 if card.status == "streaming":
                     card.status = "pending"
-                self._mark(card)
+                self.mark_changed(card)
         self._clear_status()
         reason = message.stop_reason
         if reason == "aborted":
@@ -264,7 +264,7 @@ class RunDocument:
             for card in self._cards.values():
                 if card.status in ("pending", "streaming", "running"):
                     card.status = "aborted"
-                    self._mark(card)
+                    self.mark_changed(card)
             self.note("banner", "stopped")
         elif reason == "error":
             self.note("banner", error_banner(message.error_message or "unknown error"))
@@ -277,12 +277,12 @@ class RunDocument:
             card.status = "running"
         if card.started is None:
             card.started = self.clock()
-        self._mark(card)
+        self.mark_changed(card)
 
     def _on_tool_execution_update(self, event: Any) -> None:
         card = self.card(event.tool_call_id, event.tool_name)
         card.partial = result_text(event.partial_result)
-        self._mark(card)
+        self.mark_changed(card)
 
     def _on_tool_execution_end(self, event: Any) -> None:
         card = self.card(event.tool_call_id, event.tool_name)
@@ -296,7 +296,7 @@ class RunDocument:
                 card.status = "error"
         else:
             card.status = "done"
-        self._mark(card)
+        self.mark_changed(card)
 
     def tool_finished(self, call_id: str, ok: bool, duration: float) -> None:
         """From the wrapped ``execute``: this tool settled (its end event comes after the batch)."""
@@ -304,7 +304,7 @@ class RunDocument:
         card.duration = duration
         if card.status in ("running", "pending", "streaming"):
             card.status = "done" if ok else "error"
-        self._mark(card)
+        self.mark_changed(card)
 
     def _on_turn_end(self, event: Any) -> None:
         message = event.message

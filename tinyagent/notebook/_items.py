@@ -105,10 +105,10 @@ class TextItem(Item):
             if text.startswith(streamed):
                 self.feed(text[len(streamed) :])
             else:  # deltas were lost or rewritten: start the item over from the final text
-                self.doc._replace_item(self)
+                self.doc.replace_text_item(self)
                 return
         self.closed = True
-        self.doc._mark(self)
+        self.doc.mark_changed(self)
 
     def _render(self, source: str) -> str:
         return (

@@ -251,7 +251,7 @@ class LiveRenderer(Renderer):
             return await future
         finally:
             ask.body = ""
-            self.doc._mark(ask)
+            self.doc.mark_changed(ask)
             self.changed()
 
     def _confirm_clicked(self, msg: dict[str, Any]) -> None:
