@@ -1,5 +1,5 @@
 //! The experimental `anthropic-messages` path (Anthropic, Kimi): alchemy-llm's own transport,
-//! unpatched (wire.md §5.4).
+//! unpatched (docs/wire.md#anthropic-path; R-numbers: docs/wire.md#requirements).
 //!
 //! Each stream runs on its own current-thread runtime on its own thread. When the stream ends
 //! or is cancelled the runtime is dropped there, outside any async context: that is the only

@@ -1,5 +1,5 @@
-//! The Python surface of `tinyagent._alchemy` (api-contract §10) and the batch interface of
-//! docs/design.md.
+//! The Python surface of `tinyagent._alchemy` (docs/architecture.md#core-surface) and the batch
+//! interface of docs/design.md.
 //!
 //! Blocking calls wait with the GIL released, in slices of [`POLL`], and check for signals
 //! between slices (R15): Ctrl-C cancels the stream and raises `KeyboardInterrupt`.

@@ -1,4 +1,4 @@
-//! Incremental Server-Sent-Events reader (wire.md §2.1).
+//! Incremental Server-Sent-Events reader (docs/wire.md#sse-framing).
 //!
 //! ```text
 //! let mut reader = SseReader::new();
@@ -16,9 +16,9 @@
 //! Bytes are split into lines on `\n`, `\r\n` or a lone `\r` with a carry-over buffer, so a line
 //! (and a multi-byte character in it) may arrive across any number of reads; only complete lines
 //! are decoded as UTF-8. A `\r` ending one read followed by `\n` starting the next is one line
-//! break. Departure from WHATWG (deliberate, wire.md §2.1): `finish` dispatches a non-empty pending
-//! event whose closing blank line never arrived, because that event carries `finish_reason` and
-//! usage in real LLM streams.
+//! break. Departure from WHATWG (deliberate, docs/wire.md#sse-framing): `finish` dispatches a
+//! non-empty pending event whose closing blank line never arrived, because that event carries
+//! `finish_reason` and usage in real LLM streams.
 
 use std::fmt;
 
@@ -67,7 +67,7 @@ impl std::error::Error for SseError {}
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Longest excerpt (in characters) quoted by a malformed-data error (wire.md §3.6).
+/// Longest excerpt (in characters) quoted by a malformed-data error (docs/wire.md#error-messages).
 pub const EXCERPT_CHARS: usize = 200;
 
 /// The incremental reader. Reuse one per response body.
@@ -151,7 +151,8 @@ impl SseReader {
     }
 
     /// End of body: an unterminated last line is processed, and a non-empty pending event is
-    /// dispatched even without its blank line (deliberate departure from WHATWG, wire.md §2.1).
+    /// dispatched even without its blank line (deliberate departure from WHATWG,
+    /// docs/wire.md#sse-framing).
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<FeedStats, SseError> {
         let mut stats = FeedStats::default();
         if self.failed {

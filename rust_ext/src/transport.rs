@@ -1,6 +1,7 @@
-//! The owned transport of `openai-completions` and `minimax-completions` (wire.md §5.3): one
-//! shared runtime and client, a cancellation token per stream raced against every await (R1),
-//! the timeouts of R2, HTTP-status handling (§2.1, §3.6) and the retries of R17. Bytes go to the
+//! The owned transport of `openai-completions` and `minimax-completions` (docs/wire.md#transport):
+//! one shared runtime and client, a cancellation token per stream raced against every await (R1),
+//! the timeouts of R2, HTTP-status handling (docs/wire.md#error-messages) and the retries of R17
+//! (R-numbers: docs/wire.md#requirements). Bytes go to the
 //! SSE reader and the chunk state machine; their events go to the stream's [`StreamQueue`].
 
 pub mod client;
@@ -22,7 +23,7 @@ use queue::{Queued, StreamQueue};
 
 pub use client::runtime;
 
-/// The cancellation message of wire.md §3.6.
+/// The cancellation message of docs/wire.md#error-messages.
 pub const ABORTED_MESSAGE: &str = "Request was aborted";
 
 /// A JSON completion larger than this is refused rather than buffered.
@@ -38,7 +39,7 @@ pub trait ChunkSink: Send + Sync {
     fn start(&mut self, out: &mut Vec<Event>);
     /// One SSE event; returns true once the stream is finished (`[DONE]` or an error).
     fn on_sse_event(&mut self, event: &SseEvent, out: &mut Vec<Event>) -> bool;
-    /// A 2xx `application/json` body (wire.md §3.7).
+    /// A 2xx `application/json` body (docs/wire.md#json-replies).
     fn on_json_body(&mut self, body: &[u8], out: &mut Vec<Event>);
     /// The body ended without `[DONE]`.
     fn on_end_of_body(&mut self, out: &mut Vec<Event>);
@@ -68,8 +69,8 @@ pub fn spawn(
     runtime().spawn(driver.run());
 }
 
-/// wire.md §3.6: an error that ends a stream after retries says so, whatever produced it (the
-/// transport, or an in-band error in the body of the attempt that finally got through).
+/// docs/wire.md#retries: an error that ends a stream after retries says so, whatever produced it
+/// (the transport, or an in-band error in the body of the attempt that finally got through).
 fn append_retries(message: &mut String, retries: u32) {
     if retries > 0 {
         message.push_str(&format!(" (after {retries} retries)"));

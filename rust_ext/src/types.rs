@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// The APIs the core dispatches (api-contract §8.2).
+/// The APIs the core dispatches (docs/architecture.md#routing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiKind {
     OpenAiCompletions,
     MiniMaxCompletions,
-    /// Experimental: alchemy-llm's own transport (wire.md §5.4).
+    /// Experimental: alchemy-llm's own transport (docs/wire.md#anthropic-path).
     AnthropicMessages,
 }
 
@@ -24,7 +24,8 @@ impl ApiKind {
     }
 }
 
-/// Stop reasons a built-in stream can end with (api-contract §2.5).
+/// Stop reasons a built-in stream can end with (docs/architecture.md#types,
+/// docs/wire.md#stop-reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
     Stop,
@@ -46,7 +47,7 @@ impl StopReason {
     }
 }
 
-/// `thinking_signature`: the wire field reasoning text came from (wire.md §3.2).
+/// `thinking_signature`: the wire field reasoning text came from (docs/wire.md#reasoning-fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThinkingSource {
     ReasoningContent,
@@ -92,7 +93,7 @@ pub enum Block {
     },
 }
 
-/// Usage in the canonical schema (api-contract §2.6), filled by wire.md §3.5.
+/// Usage in the canonical schema (docs/architecture.md#types), filled by docs/wire.md#usage.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Usage {
     pub input: u64,
@@ -121,7 +122,7 @@ pub struct MessageState {
     pub model: String,
 }
 
-/// Why a stream ended with `error` (api-contract §10.3).
+/// Why a stream ended with `error` (docs/wire.md#stop-reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorReason {
     Error,
@@ -137,7 +138,7 @@ impl ErrorReason {
     }
 }
 
-/// Events of api-contract §10.3 without the `partial` (the binding attaches it).
+/// Events of docs/events.md#provider-events without the `partial` (the binding attaches it).
 /// `ci` is the `content_index`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -201,7 +202,7 @@ impl Event {
     }
 }
 
-/// Timeouts of wire.md R2.
+/// Timeouts of docs/wire.md#timeouts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timeouts {
     pub connect: Duration,
@@ -238,12 +239,13 @@ pub struct RequestPlan {
     pub api_key: Option<String>,
     pub timeouts: Timeouts,
     pub max_retries: u32,
-    /// `n > 1` was requested through `extra_body`: read only choice index 0 (wire.md §2.2).
+    /// `n > 1` was requested through `extra_body`: read only choice index 0 (docs/wire.md#chunks).
     pub multi_choice: bool,
     pub context_window: Option<u64>,
     /// A start error found while planning (missing key, unsupported api, bad reasoning effort,
     /// invalid header): raised as `RuntimeError("failed to start <api> stream: <reason>")`
-    /// from the first `next_event()` rather than synchronously (api-contract §10.1).
+    /// from the first `next_event()` rather than synchronously
+    /// (docs/wire.md#request).
     pub start_error: Option<String>,
     /// The original input, kept for the experimental anthropic path which converts it itself.
     pub raw_model: Value,
@@ -269,7 +271,7 @@ impl std::fmt::Display for InputError {
     }
 }
 
-/// Replace every occurrence of the key in `text` with `***` (api-contract global rules).
+/// Replace every occurrence of the key in `text` with `***` (docs/architecture.md#secrets).
 pub fn scrub_key(text: &str, key: Option<&str>) -> String {
     match key {
         Some(k) if !k.is_empty() && text.contains(k) => text.replace(k, "***"),

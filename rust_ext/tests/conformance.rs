@@ -1,19 +1,20 @@
-//! The conformance corpus (wire.md §7, `tests/data/conformance/README.md`): every recorded `stream`
-//! case's `sse_body`, cut into deterministic pseudo-random network reads, goes through the SSE
-//! reader and the chunk state machine; the final message is compared with `expected`.
+//! The conformance corpus (docs/wire.md#conformance, `tests/data/conformance/README.md`): every
+//! recorded `stream` case's `sse_body`, cut into deterministic pseudo-random network reads, goes
+//! through the SSE reader and the chunk state machine; the final message is compared with
+//! `expected`.
 //!
 //! HTTP error cases (`stream_http_error`, `http_error`) are skipped here: their outcome is decided
 //! by the transport's status handling, not by the stream parser.
 //!
-//! Deliberate departures from `expected` (wire.md §7), asserted as such:
+//! Deliberate departures from `expected` (docs/wire.md#departures), asserted as such:
 //! - [`CEREBRAS_TRAILING`]: the last event lacks its blank line. The reader dispatches it anyway
-//!   (wire §2.1), and its data is invalid JSON (a stray `"`), so the stream ends with a
-//!   malformed-data error where `expected` (strict WHATWG) reports a success without
+//!   (docs/wire.md#sse-framing), and its data is invalid JSON (a stray `"`), so the stream ends
+//!   with a malformed-data error where `expected` (strict WHATWG) reports a success without
 //!   `finish_reason`. The text before it is kept.
 //! - [`NO_FINISH_NO_DONE`]: two GPUStack recordings that stop after a non-standard `error:` line
 //!   and pydantic-ai's clean-EOF fixture end with neither `finish_reason` nor `[DONE]`: here they
-//!   are the truncated-stream error with the text kept (wire §3.4), where `expected` reports a
-//!   success.
+//!   are the truncated-stream error with the text kept (docs/wire.md#stop-reasons), where
+//!   `expected` reports a success.
 
 use std::io::Read;
 
@@ -298,7 +299,7 @@ fn check_case(case: &Value, events: &[Event], msg: &MessageState, diffs: &mut Ve
                 diff(format!("usage.total {} != {total}", got.total_tokens));
             }
         }
-        // `cache_read_input_tokens` takes precedence over `cached_tokens` (wire §3.5); the
+        // `cache_read_input_tokens` takes precedence over `cached_tokens` (docs/wire.md#usage); the
         // oracle only records the latter, so the field is compared where it is the only source.
         let other_keys = u["other_keys"].as_array().cloned().unwrap_or_default();
         if !other_keys.iter().any(|k| k == "cache_read_input_tokens") {
@@ -324,7 +325,8 @@ fn every_recorded_stream_matches_expected() {
         }
         let id = case["id"].as_str().unwrap();
         let features = case["expected"]["features"].as_array().unwrap();
-        // The three recordings with interleaved choices 0, 1, 2 were made with n = 3 (wire §7);
+        // The three recordings with interleaved choices 0, 1, 2 were made with n = 3
+        // (docs/wire.md#conformance);
         // their recorder did not keep the request body, so the feature marks them.
         let n_gt_1 = case["request_body"]["n"].as_u64().is_some_and(|n| n > 1)
             || features.iter().any(|f| f == "multiple_choices");

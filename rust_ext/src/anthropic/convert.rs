@@ -1,6 +1,6 @@
-//! The input dicts of api-contract §10.2 → alchemy-llm's `Model`, `Context` and options, for the
-//! experimental `anthropic-messages` path (wire.md §5.4). The request planner has already
-//! validated the dicts; what remains here is shape mapping.
+//! The input dicts (docs/architecture.md#core-surface) → alchemy-llm's `Model`, `Context` and
+//! options, for the experimental `anthropic-messages` path (docs/wire.md#anthropic-path). The
+//! request planner has already validated the dicts; what remains here is shape mapping.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -125,7 +125,8 @@ fn user(message: &Value) -> Result<Message, String> {
     }))
 }
 
-/// A failed turn is sanitized like on the owned path (wire.md §1.2): only its text survives.
+/// A failed turn is sanitized like on the owned path (docs/wire.md#messages): only its text
+/// survives.
 fn assistant(message: &Value, plan: &RequestPlan) -> Option<Message> {
     let failed = matches!(
         str_field(message, "stop_reason"),

@@ -1,5 +1,6 @@
 //! alchemy-llm's results in our terms: its usage, and its error text parsed back into the
-//! contract's messages and the retry decision of R17 (wire.md §5.4).
+//! messages of docs/wire.md#error-messages and the retry decision of R17
+//! (docs/wire.md#anthropic-path).
 
 use alchemy_llm::types::AssistantMessage;
 
@@ -23,7 +24,7 @@ pub fn usage(message: &AssistantMessage) -> Usage {
 }
 
 /// The crate's error text → (our message, retryable). Its HTTP errors read
-/// `API returned error: <status> - <body>` (wire.md §4.2 item 16); anything before the first
+/// `API returned error: <status> - <body>` (docs/wire.md#anthropic-path); anything before the first
 /// event that is not an HTTP status is a connection failure, which R17 retries.
 pub fn describe_error(raw: &str, started: bool) -> (String, bool) {
     let parsed = raw

@@ -1,5 +1,6 @@
 //! Conversions between Python objects and `serde_json::Value`, and the message dicts of
-//! api-contract §10.4, built by hand (the crate types have no usable serde form, wire.md §4.1).
+//! docs/architecture.md#core-surface, built by hand (the crate types have no usable serde form,
+//! docs/wire.md#alchemy-llm).
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -9,7 +10,7 @@ use serde_json::{Map, Number, Value};
 use crate::types::{scrub_key, Block, MessageState, Usage};
 
 /// Convert one input dict (`what` = model / context / options) to JSON, or the
-/// `ValueError("invalid <what>: ...")` of api-contract §10.1.
+/// `ValueError("invalid <what>: ...")` of docs/architecture.md#core-surface.
 pub fn input_dict(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
     if !obj.is_instance_of::<PyDict>() {
         return Err(PyValueError::new_err(format!(
@@ -124,7 +125,7 @@ pub fn object_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, 
     }
 }
 
-/// The complete usage dict of api-contract §2.6 (always every key).
+/// The complete usage dict of docs/architecture.md#types (always every key).
 pub fn usage_dict<'py>(py: Python<'py>, usage: &Usage) -> PyResult<Bound<'py, PyDict>> {
     let cost = PyDict::new(py);
     cost.set_item("input", usage.cost_input)?;
@@ -201,7 +202,8 @@ pub fn block_dict<'py>(py: Python<'py>, block: &Block) -> PyResult<Bound<'py, Py
     }
 }
 
-/// The fields every message dict shares (api-contract §10.4), identical for the partial.
+/// The fields every message dict shares (docs/architecture.md#core-surface), identical for the
+/// partial.
 pub struct MessageMeta {
     pub timestamp: i64,
     pub api: &'static str,
@@ -224,7 +226,8 @@ pub fn empty_message<'py>(py: Python<'py>, meta: &MessageMeta) -> PyResult<Bound
     Ok(dict)
 }
 
-/// The final message dict of api-contract §10.4; the key is scrubbed from the error text.
+/// The final message dict of docs/architecture.md#core-surface; the key is scrubbed from the
+/// error text.
 pub fn message_dict<'py>(
     py: Python<'py>,
     message: &MessageState,

@@ -1,6 +1,6 @@
-//! Queued events as Python objects: the event dicts of api-contract §10.3 (`next_event()`) and
-//! the compact 4-tuples of the batch interface (docs/design.md). Strings are created once per
-//! event here, and nowhere else.
+//! Queued events as Python objects: the event dicts of docs/architecture.md#core-surface
+//! (`next_event()`) and the compact 4-tuples of the batch interface (docs/design.md). Strings are
+//! created once per event here, and nowhere else.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -29,7 +29,7 @@ fn type_name<'py>(py: Python<'py>, event: &Event) -> &'py Bound<'py, PyString> {
     }
 }
 
-/// The event dict of api-contract §10.3.
+/// The event dict of docs/architecture.md#core-surface.
 pub fn event_dict<'py>(
     py: Python<'py>,
     item: Queued,

@@ -1,4 +1,4 @@
-//! The one `partial` dict per stream of the `next_event()` path (api-contract §5.3, §10.3).
+//! The one `partial` dict per stream of the `next_event()` path (docs/architecture.md#partial).
 //!
 //! Deltas are appended to Rust strings as events are taken from the queue; the Python dict is
 //! refreshed once per batch, and only for the blocks that changed, so the partial may run ahead
@@ -161,8 +161,8 @@ impl Partial {
                 Kind::Thinking => d.set_item("thinking", &block.text)?,
                 Kind::ToolCall if !block.closed => {
                     d.set_item("partial_json", &block.text)?;
-                    // Parsed only up to 64 KiB, `{}` above (api-contract §5.3): long calls
-                    // stay O(n) overall.
+                    // Parsed only up to 64 KiB, `{}` above (docs/architecture.md#partial): long
+                    // calls stay O(n) overall.
                     let arguments = partial_arguments(&block.text);
                     d.set_item("arguments", object_to_py(py, &arguments)?)?;
                 }

@@ -1,4 +1,5 @@
-//! The JSON body of `POST /chat/completions` (wire §1.4–§1.6).
+//! The JSON body of `POST /chat/completions` (docs/wire.md#body-fields,
+//! docs/wire.md#provider-defaults, docs/wire.md#minimax).
 
 use serde_json::{json, Map, Value};
 
@@ -7,7 +8,7 @@ use super::input::{Compat, ModelInput, OptionsInput};
 use super::messages::{convert_messages, MessageStyle};
 use crate::types::ApiKind;
 
-/// The effective reasoning setting (api-contract §8.2), with the effort already checked.
+/// The effective reasoning setting (docs/architecture.md#routing), with the effort already checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reasoning {
     Off,
@@ -21,7 +22,8 @@ impl Reasoning {
     }
 }
 
-/// What one endpoint accepts: the defaults of wire §1.5 with `model.compat` applied.
+/// What one endpoint accepts: the defaults of docs/wire.md#provider-defaults with `model.compat`
+/// applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint<'a> {
     pub minimax: bool,
@@ -70,7 +72,7 @@ impl<'a> Endpoint<'a> {
     }
 }
 
-/// MiniMax accepts temperatures in (0, 1] only (wire §1.6).
+/// MiniMax accepts temperatures in (0, 1] only (docs/wire.md#minimax).
 fn clamp_minimax_temperature(t: f64) -> f64 {
     if t <= 0.0 {
         0.01
@@ -89,7 +91,8 @@ fn tools_field(ctx: &ContextInput<'_>) -> Value {
             if let Some(description) = tool.description {
                 function.insert("description".into(), description.into());
             }
-            // An empty schema is written out in full, as the Python boundary does (contract §8.3):
+            // An empty schema is written out in full, as the Python boundary does
+            // (docs/architecture.md#payload):
             // several servers reject `"parameters": {}`.
             let parameters = match tool.parameters {
                 Some(p) if !p.is_empty() => Value::Object(p.clone()),
@@ -102,7 +105,7 @@ fn tools_field(ctx: &ContextInput<'_>) -> Value {
     Value::Array(tools)
 }
 
-/// `extra_body` asks for several choices; only index 0 is read (wire §2.2).
+/// `extra_body` asks for several choices; only index 0 is read (docs/wire.md#chunks).
 fn wants_several_choices(n: Option<&Value>) -> bool {
     n.and_then(Value::as_f64).is_some_and(|n| n > 1.0)
 }
@@ -169,7 +172,7 @@ pub(crate) fn build_body(
     if let Some(extra) = options.extra_body {
         for (key, value) in extra {
             // `null` removes a computed field: the body never carries a null such as
-            // `"tool_choice": null`, which strict servers reject (wire §1.4).
+            // `"tool_choice": null`, which strict servers reject (docs/wire.md#body-fields).
             if value.is_null() {
                 body.remove(key);
             } else {

@@ -1,4 +1,5 @@
-//! Validation of the `context` dict (api-contract §10.2) into borrowed, typed messages.
+//! Validation of the `context` dict (docs/architecture.md#core-surface) into borrowed, typed
+//! messages.
 //!
 //! Nothing is copied here: the 1 MB tool-argument histories the core must handle are only read.
 //! History metadata (`api`, `provider`, `model`, `usage`, `timestamp`, signatures) is never
@@ -13,7 +14,8 @@ use crate::types::InputError;
 pub(crate) enum UserPart<'a> {
     Text {
         text: &'a str,
-        /// The block's `cache_control` object, forwarded as is when honoured (wire §1.3).
+        /// The block's `cache_control` object, forwarded as is when honoured
+        /// (docs/wire.md#cache-markers).
         marker: Option<&'a Value>,
     },
     Image {
@@ -27,7 +29,7 @@ pub(crate) struct ToolCallInput<'a> {
     pub name: &'a str,
     pub arguments: Option<&'a Obj>,
     /// `partial_json` was kept: the arguments never parsed, and the call goes out with `"{}"`
-    /// whatever best-effort `arguments` it carries (wire §1.2).
+    /// whatever best-effort `arguments` it carries (docs/wire.md#messages).
     pub unparsed: bool,
 }
 
@@ -43,7 +45,7 @@ pub(crate) enum Message<'a> {
     User(Vec<UserPart<'a>>),
     Assistant {
         blocks: Vec<AssistantBlock<'a>>,
-        /// `stop_reason` is `error`/`aborted`: only text survives (wire §1.2 sanitization).
+        /// `stop_reason` is `error`/`aborted`: only text survives (docs/wire.md#messages).
         failed: bool,
     },
     ToolResult {
@@ -302,8 +304,9 @@ fn parse_assistant_block(
     };
     match kind {
         "text" => Ok(Some(AssistantBlock::Text(text_of(obj)?))),
-        // A failed turn keeps only its text (wire §1.2), so whatever else it holds is never read:
-        // a half-streamed block must not make every later request invalid (contract §11 item 14).
+        // A failed turn keeps only its text (docs/wire.md#messages), so whatever else it holds is
+        // never read: a half-streamed block must not make every later request invalid
+        // (docs/architecture.md#differences #14).
         _ if failed => Ok(None),
         "thinking" => Ok(Some(AssistantBlock::Thinking(
             opt_str(obj, "thinking")?.unwrap_or(""),

@@ -1,4 +1,5 @@
-//! Validation of the `model` and `options` dicts (api-contract §10.2) into borrowed, typed views.
+//! Validation of the `model` and `options` dicts (docs/architecture.md#core-surface) into
+//! borrowed, typed views.
 //!
 //! Every malformed value becomes an [`InputError`] naming the field; values that are well-typed
 //! but unusable at start time (an unknown reasoning effort, an invalid header) are kept raw here
@@ -68,7 +69,7 @@ pub(crate) enum ReasoningInput<'a> {
     Effort(&'a str),
 }
 
-/// `model.compat` (api-contract §8.1): each `Some` overrides a cell of wire §1.5.
+/// `model.compat`: each `Some` overrides a cell of docs/wire.md#provider-defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Compat<'a> {
     pub supports_store: Option<bool>,
@@ -84,7 +85,7 @@ pub(crate) struct Compat<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct ModelInput<'a> {
     pub id: &'a str,
-    /// `provider.strip()`, `"openai"` when blank (api-contract §8.2).
+    /// `provider.strip()`, `"openai"` when blank (docs/architecture.md#routing).
     pub provider: String,
     pub api: &'a str,
     /// `base_url.strip()`.
@@ -174,7 +175,7 @@ fn parse_model_obj(obj: &Obj) -> Result<ModelInput<'_>, String> {
 
 #[derive(Debug, Clone)]
 pub(crate) struct OptionsInput<'a> {
-    /// Only a non-empty key counts ("when truthy", api-contract §8.2).
+    /// Only a non-empty key counts ("when truthy", docs/architecture.md#api-keys).
     pub api_key: Option<&'a str>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u64>,

@@ -1,4 +1,5 @@
-//! Context → the `messages` array of the OpenAI-compatible body (wire §1.2, §1.3, §1.6).
+//! Context → the `messages` array of the OpenAI-compatible body (docs/wire.md#messages,
+//! docs/wire.md#cache-markers, docs/wire.md#minimax).
 
 use std::collections::HashMap;
 
@@ -10,15 +11,16 @@ use super::context::{AssistantBlock, ContextInput, Message, UserPart};
 /// How the selected endpoint wants history written.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MessageStyle {
-    /// `"system"` or `"developer"` (wire §1.2).
+    /// `"system"` or `"developer"` (docs/wire.md#messages).
     pub system_role: &'static str,
-    /// The endpoint honours `cache_control` (wire §1.5); otherwise every marker is stripped.
+    /// The endpoint honours `cache_control` (docs/wire.md#provider-defaults); otherwise every
+    /// marker is stripped.
     pub cache_markers: bool,
-    /// MiniMax replays thinking inside the assistant content (wire §1.6).
+    /// MiniMax replays thinking inside the assistant content (docs/wire.md#minimax).
     pub replay_thinking: bool,
 }
 
-/// Anthropic accepts at most 4 breakpoints per request (wire §1.3).
+/// Anthropic accepts at most 4 breakpoints per request (docs/wire.md#cache-markers).
 const MARKER_BUDGET: usize = 4;
 const ORPHAN_RESULT: &str = "No result: the tool call was not executed.";
 const EMPTY_RESULT: &str = "(no output)";
@@ -225,7 +227,7 @@ fn assistant_message<'a>(
     for block in blocks {
         match block {
             AssistantBlock::Text(t) => push_joined(&mut text, t),
-            // Failed turns are sanitized (wire §1.2): only their text is replayed.
+            // Failed turns are sanitized (docs/wire.md#messages): only their text is replayed.
             _ if failed => {}
             AssistantBlock::Thinking(t) if style.replay_thinking => push_joined(&mut thinking, t),
             AssistantBlock::Thinking(_) => {}

@@ -1,9 +1,10 @@
 //! The request builder: the three input dicts (as `serde_json::Value`) → a [`RequestPlan`]
-//! (wire §1, api-contract §8.2 and §10.2). Pure Rust, no network, no Python.
+//! (docs/wire.md#request, docs/architecture.md#core-surface). Pure Rust, no network, no Python.
 //!
 //! Malformed input is an [`InputError`] (raised synchronously as `ValueError`). Input that is
 //! well formed but cannot start a stream — an unsupported api, a missing key, a bad reasoning
-//! effort, an invalid header or URL — goes into `plan.start_error` instead (api-contract §10.1).
+//! effort, an invalid header or URL — goes into `plan.start_error` instead
+//! (docs/wire.md#request).
 
 mod body;
 mod context;
@@ -40,8 +41,8 @@ pub fn plan_request(
     plan_request_with_warnings(model, context, options).map(|(plan, _)| plan)
 }
 
-/// [`plan_request`], plus the warnings to log under the `tinyagent` logger (wire §1.2: a tool
-/// result whose id matches no open tool call is dropped with a warning).
+/// [`plan_request`], plus the warnings to log under the `tinyagent` logger (docs/wire.md#messages:
+/// a tool result whose id matches no open tool call is dropped with a warning).
 pub fn plan_request_with_warnings(
     model: &Value,
     context: &Value,
@@ -128,8 +129,8 @@ pub fn plan_request_with_warnings(
     Ok((plan, warnings))
 }
 
-/// `strip().lower()`, legacy aliases, and inference from the provider when empty (api-contract
-/// §8.1, §8.2).
+/// `strip().lower()`, legacy aliases, and inference from the provider when empty
+/// (docs/architecture.md#routing).
 pub fn normalize_api(api: &str, provider_lower: &str) -> String {
     let api = api.trim().to_lowercase();
     match api.as_str() {
@@ -157,8 +158,8 @@ fn api_kind(api: &str) -> Option<ApiKind> {
     }
 }
 
-/// The providers of api-contract §8.2 that have an environment key: alchemy-llm's known providers
-/// except Bedrock and Vertex (credential files, not keys), plus `chutes`.
+/// The providers of docs/architecture.md#api-keys that have an environment key: alchemy-llm's known
+/// providers except Bedrock and Vertex (credential files, not keys), plus `chutes`.
 fn contract_provider(provider_lower: &str) -> Option<Provider> {
     match KnownProvider::from_str(provider_lower) {
         Ok(KnownProvider::AmazonBedrock | KnownProvider::GoogleVertex) => None,
@@ -244,7 +245,8 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: &str) -> R
     Ok(())
 }
 
-/// The header list of wire §1.1, in order: defaults, `Authorization`, then each user source.
+/// The header list of docs/wire.md#headers, in order: defaults, `Authorization`, then each user
+/// source.
 fn build_headers(
     api_key: Option<&str>,
     sources: &[&Vec<(&str, &str)>],

@@ -1,5 +1,6 @@
-//! The endpoint URL (wire §1.1): validation, the OpenAI-SDK-style base, and whether the host is
-//! this machine or a private network (where a known provider's key may be left unset).
+//! The endpoint URL (docs/wire.md#endpoint, docs/wire.md#keys): validation, the OpenAI-SDK-style
+//! base, and whether the host is this machine or a private network (where a known provider's key
+//! may be left unset).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

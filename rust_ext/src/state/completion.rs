@@ -1,5 +1,5 @@
-//! A 2xx `application/json` reply (wire.md §3.7): a `chat.completion` converted into the events a
-//! stream would have produced, an in-band error object, or a malformed-data error.
+//! A 2xx `application/json` reply (docs/wire.md#json-replies): a `chat.completion` converted into
+//! the events a stream would have produced, an in-band error object, or a malformed-data error.
 
 use alchemy_llm::utils::{ThinkFragment, ThinkTagParser};
 use serde_json::{Map, Value};

@@ -1,5 +1,6 @@
 //! One SSE payload: `[DONE]`, JSON parsing (with the multi-line tolerance rule), error shapes,
-//! choice selection and the fields of a `delta` (wire.md §2.1, §2.2, §2.5).
+//! choice selection and the fields of a `delta` (docs/wire.md#payloads,
+//! docs/wire.md#chunks, docs/wire.md#minimax).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -47,7 +48,7 @@ fn is_done(text: &str) -> bool {
 
 impl ChunkProcessor {
     pub(super) fn on_payload(&mut self, text: &str, is_error: bool, out: &mut Vec<Event>) {
-        // `[DONE]` after `event: error` is still an error payload (wire.md §2.4).
+        // `[DONE]` after `event: error` is still an error payload (docs/wire.md#payloads).
         if is_done(text) && !is_error {
             self.finalize(out);
             return;
@@ -81,8 +82,8 @@ impl ChunkProcessor {
         }
     }
 
-    /// Tolerance rule (wire.md §2.1): a multi-line buffer that is not JSON as a whole, but whose
-    /// every line is (or is `[DONE]`), is a run of events whose blank lines were left out.
+    /// Tolerance rule (docs/wire.md#payloads): a multi-line buffer that is not JSON as a whole, but
+    /// whose every line is (or is `[DONE]`), is a run of events whose blank lines were left out.
     fn try_split_lines(&mut self, text: &str, is_error: bool, out: &mut Vec<Event>) -> bool {
         let lines: Vec<&str> = text.split('\n').filter(|l| !l.trim().is_empty()).collect();
         let mut parsed = Vec::with_capacity(lines.len());
@@ -155,7 +156,7 @@ impl ChunkProcessor {
     }
 
     /// Apply one delta. Each content field yields at most one delta event; on MiniMax the tool
-    /// fragments go first (wire.md §2.5).
+    /// fragments go first (docs/wire.md#minimax).
     fn on_delta(&mut self, delta: &mut WireDelta, out: &mut Vec<Event>) {
         let minimax = self.msg.api == ApiKind::MiniMaxCompletions;
         if minimax {
@@ -189,7 +190,7 @@ impl ChunkProcessor {
         }
     }
 
-    /// The reasoning text of a delta and the field it came from (wire.md §2.2, §2.5).
+    /// The reasoning text of a delta and the field it came from (docs/wire.md#reasoning-fields).
     fn take_reasoning(&mut self, delta: &mut WireDelta) -> Option<(String, ThinkingSource)> {
         if self.msg.api == ApiKind::MiniMaxCompletions {
             if let Value::Array(details) = &delta.reasoning_details {
@@ -305,7 +306,7 @@ fn nested_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Choice selection (wire.md §2.2). Without `n > 1`, the first choice whatever its `index`
+/// Choice selection (docs/wire.md#chunks). Without `n > 1`, the first choice whatever its `index`
 /// (TGI numbers them one per chunk), or index 0 among several; with `n > 1`, index 0 only.
 /// A choice without an `index` counts as index 0.
 pub(super) fn pick_choice(

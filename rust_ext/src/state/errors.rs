@@ -1,5 +1,5 @@
-//! In-band error shapes (wire.md §2.4), the stop-reason table (§3.4) and the final form of
-//! error messages (§3.6).
+//! In-band error shapes (docs/wire.md#in-band-errors), the stop-reason table
+//! (docs/wire.md#stop-reasons) and the final form of error messages (docs/wire.md#error-messages).
 
 use serde_json::Value;
 
@@ -39,7 +39,7 @@ fn message_of(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// The top-level fields that make the §2.4 error shapes.
+/// The top-level fields that make the in-band error shapes.
 pub(super) struct ErrorShape<'a> {
     pub error: &'a Value,
     pub object: &'a Value,
@@ -73,8 +73,8 @@ impl<'a> ErrorShape<'a> {
     }
 }
 
-/// The error message if this payload is one of the §2.4 shapes. `raw` is the payload text, quoted
-/// when an `event: error` payload has no recognisable message.
+/// The error message if this payload is one of the in-band error shapes. `raw` is the payload text,
+/// quoted when an `event: error` payload has no recognisable message.
 pub(super) fn inband_error(p: &ErrorShape<'_>, is_error: bool, raw: &str) -> Option<String> {
     match p.error {
         Value::Null => {}
@@ -112,7 +112,7 @@ pub(super) struct Verdict {
     pub unknown: bool,
 }
 
-/// wire.md §3.4. `None` is a `[DONE]` (or a finish chunk) without any `finish_reason`.
+/// docs/wire.md#stop-reasons. `None` is a `[DONE]` (or a finish chunk) without any `finish_reason`.
 pub(super) fn stop_reason_for(finish: Option<&str>, has_tool_calls: bool) -> Verdict {
     let natural = if has_tool_calls {
         StopReason::ToolCalls

@@ -1,5 +1,5 @@
-//! The chunk → event state machine (wire.md §2.2–§3.7): it owns the [`MessageState`] under
-//! construction and appends [`Event`]s to a caller-supplied vector.
+//! The chunk → event state machine (docs/wire.md#chunks to docs/wire.md#json-replies): it owns the
+//! [`MessageState`] under construction and appends [`Event`]s to a caller-supplied vector.
 //!
 //! # Public API (called by the transport)
 //!
@@ -18,20 +18,20 @@
 //! p.message();  p.is_finished();  p.diagnostics();
 //! ```
 //!
-//! Guarantees: exactly one terminal event (`Done`/`Error`) is ever appended; every entry point is
-//! a no-op once it has been. `fail` before `start` appends only the `Error` (contract §10.3); the
-//! feeding entry points emit `Start` themselves if the caller has not. Every terminal error message
-//! goes through [`ChunkProcessor::final_error_message`]: the API key is scrubbed and a context
-//! overflow recognised by alchemy-llm is wrapped as `context window exceeded: <msg>`.
+//! Guarantees: exactly one terminal event (`Done`/`Error`) is ever appended; every entry point is a
+//! no-op once it has been. `fail` before `start` appends only the `Error` (docs/wire.md#lifecycle);
+//! the feeding entry points emit `Start` themselves if the caller has not. Every terminal error
+//! message goes through [`ChunkProcessor::final_error_message`]: the API key is scrubbed and a
+//! context overflow recognised by alchemy-llm is wrapped as `context window exceeded: <msg>`.
 //!
-//! Block lifecycle (§3.1): a text or thinking block closes as soon as another block receives a
-//! fragment; tool calls stay open until finalization (at `[DONE]` or end of body), where they end
-//! in content-index order with parsed arguments. On an error, open tool calls end with their raw
-//! `partial_json` and their block is marked `invalid` (they must never run).
+//! Block lifecycle (docs/wire.md#lifecycle): a text or thinking block closes as soon as another
+//! block receives a fragment; tool calls stay open until finalization (at `[DONE]` or end of body),
+//! where they end in content-index order with parsed arguments. On an error, open tool calls end
+//! with their raw `partial_json` and their block is marked `invalid` (they must never run).
 //!
 //! Modules: `wire` (typed lenient chunk view), `delta` (payload → choice → delta fields),
-//! `tools` (tool-call assembly), `usage` (§3.5), `errors` (§2.4 shapes, §3.4 table, §3.6
-//! messages), `completion` (§3.7 non-streaming body).
+//! `tools` (tool-call assembly), `usage`, `errors` (in-band error shapes, stop-reason
+//! table, messages), `completion` (non-streaming body).
 
 mod completion;
 mod delta;
@@ -66,7 +66,7 @@ pub struct ProcessorConfig {
     pub model: String,
     /// Epoch ms of the request start.
     pub timestamp: i64,
-    /// `n > 1` was requested: only choice index 0 is read (wire.md §2.2).
+    /// `n > 1` was requested: only choice index 0 is read (docs/wire.md#chunks).
     pub multi_choice: bool,
     /// Passed to alchemy-llm's `is_context_overflow`.
     pub context_window: Option<u64>,
@@ -82,7 +82,7 @@ pub enum Flow {
     Finished,
 }
 
-/// Tolerated irregularities, for the caller to log once per stream (wire.md §2.2, R5).
+/// Tolerated irregularities, for the caller to log once per stream (docs/wire.md#chunks, R5).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Diagnostics {
     /// Field-level oddities (a wrong-typed optional field, an unknown content part, …): the
@@ -90,11 +90,14 @@ pub struct Diagnostics {
     pub oddities: u32,
     /// What the first oddity was.
     pub first_oddity: Option<String>,
-    /// A `finish_reason` outside the known set, mapped to `stop` (wire.md §3.4): log a warning.
+    /// A `finish_reason` outside the known set, mapped to `stop` (docs/wire.md#stop-reasons): log a
+    /// warning.
     pub unknown_finish_reason: Option<String>,
-    /// Events whose data lines had to be read as separate events (missing blank lines, §2.1).
+    /// Events whose data lines had to be read as separate events (missing blank lines,
+    /// docs/wire.md#payloads).
     pub split_events: u32,
-    /// Tool calls whose arguments did not parse into a JSON object at finalization (§3.3).
+    /// Tool calls whose arguments did not parse into a JSON object at finalization
+    /// (docs/wire.md#tool-calls).
     pub invalid_tool_arguments: u32,
 }
 
@@ -121,7 +124,7 @@ pub struct ChunkProcessor {
     /// MiniMax inline `<think>` splitter, created on first use.
     think: Option<ThinkTagParser>,
     /// The last fragment out of `think` was thinking: whitespace opening the next text is the
-    /// separator after `</think>` and is dropped (wire.md §2.5).
+    /// separator after `</think>` and is dropped (docs/wire.md#minimax).
     trim_after_think: bool,
     /// The last bytes of inline content, to see a `</think>` split across chunks.
     think_tail: String,
@@ -186,7 +189,7 @@ impl ChunkProcessor {
         }
     }
 
-    /// One dispatched SSE event (wire.md §2.1 "Payload").
+    /// One dispatched SSE event (docs/wire.md#payloads).
     pub fn on_sse_event(&mut self, ev: &crate::sse::SseEvent, out: &mut Vec<Event>) -> Flow {
         self.on_sse_data(&ev.data, ev.is_error, out)
     }
@@ -202,7 +205,8 @@ impl ChunkProcessor {
     }
 
     /// The body ended (after `SseReader::finish` and its events). Finalizes with `done` when a
-    /// `finish_reason` was recorded, else with the truncated-stream error (wire.md §3.4).
+    /// `finish_reason` was recorded, else with the truncated-stream error
+    /// (docs/wire.md#stop-reasons).
     pub fn on_end_of_body(&mut self, out: &mut Vec<Event>) {
         if self.finished {
             return;
@@ -225,9 +229,9 @@ impl ChunkProcessor {
         }
     }
 
-    /// The final form of an error message (wire.md §3.6): API key scrubbed, and a context
-    /// overflow recognised by alchemy-llm's `is_context_overflow` wrapped as
-    /// `context window exceeded: <msg>`.
+    /// The final form of an error message (docs/wire.md#error-messages): API key scrubbed, and a
+    /// context overflow recognised by alchemy-llm's `is_context_overflow` wrapped as `context
+    /// window exceeded: <msg>`.
     pub fn final_error_message(&self, message: &str) -> String {
         errors::final_error_message(
             message,
@@ -320,7 +324,7 @@ impl ChunkProcessor {
         out.push(Event::ThinkingDelta { ci, delta });
     }
 
-    /// MiniMax inline mode: split `content` on `<think>` tags (wire.md §2.5).
+    /// MiniMax inline mode: split `content` on `<think>` tags (docs/wire.md#minimax).
     fn push_think_tagged(&mut self, content: &str, out: &mut Vec<Event>) {
         // An empty `<think></think>` yields no thinking fragment, so the close tag itself is
         // watched for: the whitespace after it is dropped all the same.
@@ -391,7 +395,7 @@ impl ChunkProcessor {
     // ----- terminal paths -----
 
     /// Successful end (`[DONE]`, or end of body after a `finish_reason`): the stop reason table
-    /// of wire.md §3.4 decides between `done` and `error`.
+    /// of docs/wire.md#stop-reasons decides between `done` and `error`.
     fn finalize(&mut self, out: &mut Vec<Event>) {
         let verdict = errors::stop_reason_for(self.finish_reason.as_deref(), self.has_tool_calls());
         if verdict.unknown {

@@ -1,5 +1,6 @@
 //! Terminal paths: malformed data, in-band and transport errors, abort, message formatting,
-//! and the non-streaming body (wire.md §2.1, §3.4, §3.6, §3.7).
+//! and the non-streaming body (docs/wire.md#payloads,
+//! #stop-reasons, #error-messages, #json-replies).
 
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! One test per rule of wire.md §2.2–§3.7.
+//! One test per rule of docs/wire.md, from #chunks to #json-replies.
 
 use serde_json::json;
 

@@ -1,4 +1,5 @@
-//! Tool-call assembly (wire.md §3.3) and block closing around tool calls (§3.1).
+//! Tool-call assembly (docs/wire.md#tool-calls) and block closing around tool calls
+//! (docs/wire.md#lifecycle).
 
 use serde_json::json;
 

@@ -1,12 +1,14 @@
-//! Tool-call assembly (wire.md §3.3): routing fragments to calls by `index`, id change, `id` or
-//! recency; first non-empty `id`/`name` kept; arguments concatenated and parsed once at the end.
+//! Tool-call assembly (docs/wire.md#tool-calls): routing fragments to calls by `index`, id change,
+//! `id` or recency; first non-empty `id`/`name` kept; arguments concatenated and parsed once at the
+//! end.
 
 use serde_json::{Map, Value};
 
 use super::{ChunkProcessor, ToolSlot};
 use crate::types::{Block, Event};
 
-/// Above this many bytes of raw arguments, [`partial_arguments`] gives `{}` (contract §5.3).
+/// Above this many bytes of raw arguments, [`partial_arguments`] gives `{}`
+/// (docs/architecture.md#partial).
 pub const PARTIAL_ARGUMENTS_LIMIT: usize = 64 * 1024;
 
 /// Best-effort arguments of a call still streaming (alchemy-llm's `parse_streaming_json`):
@@ -21,8 +23,8 @@ pub fn partial_arguments(raw: &str) -> Value {
     }
 }
 
-/// Final arguments (wire.md §3.3): empty → `{}`; an object → itself; anything else → `{}` and
-/// the raw text is reported as `partial_json` (the `bool` is true).
+/// Final arguments (docs/wire.md#tool-calls): empty → `{}`; an object → itself; anything else →
+/// `{}` and the raw text is reported as `partial_json` (the `bool` is true).
 pub(super) fn final_arguments(raw: &str) -> (Value, bool) {
     if raw.trim().is_empty() {
         return (Value::Object(Map::new()), false);
@@ -106,7 +108,7 @@ impl ChunkProcessor {
         })
     }
 
-    /// Which open call a fragment continues, or `None` for a new call (wire.md §3.3).
+    /// Which open call a fragment continues, or `None` for a new call (docs/wire.md#tool-calls).
     fn route(&self, f: &Fragment) -> Option<usize> {
         let id_of = |slot: &ToolSlot| match &self.msg.blocks[slot.ci] {
             Block::ToolCall { id, .. } => id.as_str(),

@@ -1,5 +1,7 @@
-//! The annotated transcripts of wire.md §6 and §6.1 as exact event lists, and the fragmentation
-//! property (R16, R3): any split of the body bytes gives the same events and final message.
+//! The worked transcript of docs/wire.md#lifecycle and the in-band error, MiniMax and truncation
+//! cases (docs/wire.md#in-band-errors, #minimax, #stop-reasons) as exact event lists, and the
+//! fragmentation property (R16, R3): any split of the body bytes gives the same events and final
+//! message.
 
 use proptest::prelude::*;
 use serde_json::json;
@@ -57,7 +59,7 @@ pub(super) fn run(api: ApiKind, body: &str) -> (Vec<Event>, MessageState) {
     run_pieces(config(api), &[body.as_bytes()])
 }
 
-/// The §6 transcript, byte for byte (CRLF line endings).
+/// The worked transcript, byte for byte (CRLF line endings).
 pub(super) fn transcript() -> String {
     let lines = [
         r#": OPENROUTER PROCESSING"#,

@@ -1,4 +1,4 @@
-//! Usage mapping (wire.md §3.5). A value is present when it is a JSON number (`0` included);
+//! Usage mapping (docs/wire.md#usage). A value is present when it is a JSON number (`0` included);
 //! `null`, a missing key or another type fall through to the next source.
 
 use serde_json::{Map, Value};

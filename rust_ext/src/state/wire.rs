@@ -2,8 +2,8 @@
 //! build a `serde_json::Value` tree: keys are matched without allocating, unknown keys are
 //! skipped, and only the fields the core reads are materialised.
 //!
-//! Leniency (wire.md §2.2): every field is a [`Lenient`], which never fails on a wrong type — it
-//! drains the value and records [`Lenient::Wrong`], so one odd field never drops the chunk.
+//! Leniency (docs/wire.md#chunks): every field is a [`Lenient`], which never fails on a wrong type
+//! — it drains the value and records [`Lenient::Wrong`], so one odd field never drops the chunk.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -159,8 +159,8 @@ impl Shape for WireChoice {
     const SHAPE: ShapeKind = ShapeKind::Map;
 }
 
-/// The delta fields of wire.md §2.2 and §2.5. `content`, `tool_calls` and `reasoning_details`
-/// stay `Value`s: they have several legitimate shapes.
+/// The delta fields of docs/wire.md#chunks and docs/wire.md#minimax. `content`, `tool_calls` and
+/// `reasoning_details` stay `Value`s: they have several legitimate shapes.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct WireDelta {
     #[serde(default)]

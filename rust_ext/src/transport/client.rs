@@ -1,5 +1,5 @@
 //! The process-wide tokio runtime and the shared HTTP clients (R12), with the proxy rules of
-//! wire.md §1.1 (environment honoured, loopback never proxied: R13).
+//! docs/wire.md#proxies (environment honoured, loopback never proxied: R13).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,8 +1,9 @@
-//! The error texts of wire.md §3.6 that the transport produces, and the retry policy of R17.
+//! The error texts of docs/wire.md#error-messages that the transport produces, and the retry
+//! policy of R17 (docs/wire.md#retries).
 
 use std::time::Duration;
 
-/// At most this much of a non-2xx body is read (wire.md §2.1).
+/// At most this much of a non-2xx body is read (docs/wire.md#transport).
 pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// Characters of a non-JSON error body quoted in the message.
 const ERROR_BODY_CHARS: usize = 1000;

@@ -3,7 +3,7 @@
 //!
 //! The producer appends a batch under one lock acquisition; the consumer swaps the whole queue
 //! out at once. Blocking readers wait on a condvar; asyncio readers are woken through a
-//! [`NotifierCore`], which writes one byte per empty → non-empty transition (wire.md §5.2).
+//! [`NotifierCore`], which writes one byte per empty → non-empty transition (docs/design.md).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

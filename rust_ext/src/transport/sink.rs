@@ -30,7 +30,7 @@ impl ChunkSink for ChunkProcessor {
         ChunkProcessor::message(self)
     }
 
-    /// Tolerated irregularities are logged once per stream (wire.md §2.2, R5).
+    /// Tolerated irregularities are logged once per stream (docs/wire.md#chunks, R5).
     fn log_diagnostics(&self) {
         let diag = self.diagnostics();
         let who = format!(

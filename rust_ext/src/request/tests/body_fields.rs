@@ -1,4 +1,5 @@
-//! Body fields other than `messages` (wire §1.4–§1.6), as whole bodies.
+//! Body fields other than `messages` (docs/wire.md#body-fields, #provider-defaults, #minimax), as
+//! whole bodies.
 
 use serde_json::{json, Value};
 

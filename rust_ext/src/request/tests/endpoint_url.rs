@@ -1,5 +1,5 @@
 //! The endpoint URL from an OpenAI-SDK-style base, and the key rule for loopback and
-//! private-network hosts (wire §1.1, README "base_url").
+//! private-network hosts (docs/wire.md#endpoint, docs/wire.md#keys, README "base_url").
 
 use serde_json::{json, Value};
 
@@ -56,7 +56,7 @@ fn a_url_that_names_the_endpoint_is_sent_exactly_as_given() {
 
 #[test]
 fn the_anthropic_path_keeps_its_api_root() {
-    // alchemy-llm appends /v1/messages to the root itself (wire §5.4).
+    // alchemy-llm appends /v1/messages to the root itself (docs/wire.md#endpoint).
     let root = "https://api.anthropic.com";
     assert_eq!(url_for("anthropic", "anthropic-messages", root), root);
     let kimi = "https://api.kimi.com/coding/";

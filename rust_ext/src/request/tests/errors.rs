@@ -1,4 +1,4 @@
-//! Every input error (api-contract §10.2) and every start error (§10.1), by its exact text.
+//! Every input error and every start error (docs/wire.md#request), by its exact text.
 
 use serde_json::{json, Value};
 

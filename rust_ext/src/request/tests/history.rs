@@ -1,4 +1,4 @@
-//! History → wire messages (wire §1.2, §1.6).
+//! History → wire messages (docs/wire.md#messages, docs/wire.md#minimax).
 
 use std::time::{Duration, Instant};
 

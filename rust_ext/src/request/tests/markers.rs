@@ -1,4 +1,4 @@
-//! Prompt-cache markers (wire §1.3, api-contract §4.10, §7).
+//! Prompt-cache markers (docs/wire.md#cache-markers, docs/architecture.md#caching).
 
 use serde_json::{json, Value};
 

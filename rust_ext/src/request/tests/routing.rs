@@ -1,4 +1,5 @@
-//! Routing, keys, headers and the plan's scalar fields (wire §1.1, api-contract §8.2).
+//! Routing, keys, headers and the plan's scalar fields (docs/wire.md#headers,
+//! docs/wire.md#keys, docs/architecture.md#routing).
 
 use std::time::Duration;
 
@@ -130,7 +131,8 @@ fn the_explicit_key_wins_and_is_sent_as_bearer() {
 
 #[test]
 fn a_known_provider_falls_back_to_its_environment_key() {
-    // Only this test touches CHUTES_API_KEY (chutes is in the contract's table, not the crate's).
+    // Only this test touches CHUTES_API_KEY (chutes is in our key table, not
+    // the crate's: docs/wire.md#keys).
     std::env::set_var("CHUTES_API_KEY", "chutes-env");
     let p = plan(
         &model("Chutes", ""),
@@ -174,7 +176,8 @@ fn a_known_provider_without_a_key_is_a_start_error() {
 
 #[test]
 fn a_custom_provider_without_a_key_sends_no_authorization() {
-    // Bedrock and Vertex use credential files, not keys: the contract treats them as custom.
+    // Bedrock and Vertex use credential files, not keys: we treat them as custom
+    // (docs/wire.md#keys).
     for provider in ["local-vllm", "amazon-bedrock"] {
         let p = plan(
             &model(provider, ""),
