@@ -1,4 +1,8 @@
-"""Abort, cancellation, threads and loops (api-contract §4.7, §4.9, §4.10; §11 #1, #9, #25)."""
+"""Abort, cancellation, threads and loops.
+
+See docs/events.md#abort, docs/architecture.md#event-loops and docs/architecture.md#differences
+(#1, #9, #25).
+"""
 
 from __future__ import annotations
 
@@ -74,7 +78,7 @@ def test_abort_stops_a_provider_that_ignores_the_signal_and_closes_it():
     reply = run(agent.prompt("x"))
     assert reply.stop_reason == "aborted" and reply.error_message == "Request was aborted"
     assert reply.content[0].text == "partial text"
-    assert response.closed  # aclose() was called: the HTTP stream is closed (wire R1)
+    assert response.closed  # aclose() was called: the HTTP stream is closed (R1)
     assert rec.labels[-3:] == ["message_end", "turn_end", "agent_end"]
     assert agent.state.error == "Request was aborted"
     assert not agent.state.is_streaming

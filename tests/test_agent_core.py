@@ -1,4 +1,5 @@
-"""Agent state, listeners, errors, input normalization and what each LLM call receives (§3)."""
+"""Agent state, listeners, errors, input normalization and what each LLM call receives
+(docs/architecture.md#agent, docs/events.md#llm-call)."""
 
 from __future__ import annotations
 

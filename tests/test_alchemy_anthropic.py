@@ -1,5 +1,6 @@
-"""The experimental anthropic-messages path (wire.md §5.4) through the real extension, against
-a small raw-socket Anthropic Messages server (the loopback model server speaks OpenAI only)."""
+"""The experimental anthropic-messages path (docs/wire.md#anthropic-path) through the real
+extension, against a small raw-socket Anthropic Messages server (the loopback model server speaks
+OpenAI only)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """``base_url`` forms, keys and choice selection end to end, on the real core against the loopback
-model server (README "base_url", wire §1.1 and §2.2).
+model server (README "base_url", docs/wire.md#endpoint, docs/wire.md#keys and
+docs/wire.md#chunks).
 
 An OpenAI-SDK-style base (``…/v1``) reaches ``/v1/chat/completions``; a known provider without
 its key may talk to a loopback server, and then sends no ``Authorization`` header; a hosted URL

@@ -1,5 +1,6 @@
 """`tinyagent._alchemy` through the real extension: event dicts, order, partial, result, collect
-and the input/start errors of api-contract §10 (loopback server, no network)."""
+and the input/start errors of docs/architecture.md#core-surface (loopback server, no
+network)."""
 
 from __future__ import annotations
 
@@ -268,7 +269,8 @@ TRANSCRIPT = "".join(line + "\r\n\r\n" for line in [
 
 @pytest.mark.parametrize("one_byte_per_send", [False, True])
 def test_wire_transcript_gives_the_documented_events(one_byte_per_send: bool) -> None:
-    """wire.md §6 end to end; one byte per TCP send gives the same events (R3, R16)."""
+    """The worked transcript of docs/wire.md#lifecycle end to end; one byte per TCP send gives the
+    same events (R3, R16)."""
     from tinyagent.testing import Fault
 
     fault = Fault.multibyte_split(pause=0.0005) if one_byte_per_send else None

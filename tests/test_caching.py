@@ -1,4 +1,4 @@
-"""Prompt-cache breakpoints (api-contract §7)."""
+"""Prompt-cache breakpoints (docs/architecture.md#caching)."""
 
 from __future__ import annotations
 

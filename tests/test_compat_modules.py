@@ -287,13 +287,14 @@ def test_stream_rust_binding_streams_a_demo_reply_through_the_core() -> None:
     assert final.usage is not None and final.usage["output"] > 0
     assert body["model"] == "demo-model" and body["stream"] is True
     assert body["messages"][-1] == {"role": "user", "content": "Please repeat: pale blue dot"}
-    # The 4096 metadata default is not an output cap (api-contract §11 item 4).
+    # The 4096 metadata default is not an output cap (docs/architecture.md#differences #4).
     assert "max_tokens" not in body and "max_completion_tokens" not in body
 
 
 def test_model_metadata_options_and_key_reach_the_wire() -> None:
     async def main(url: str) -> Any:
-        # OpenRouter: the provider whose wire dialect carries session_id (wire §1.4).
+        # OpenRouter: the provider whose wire dialect carries session_id
+        # (docs/wire.md#provider-defaults).
         model = RustBindingModel(
             provider="openrouter", id="m", base_url=url, headers={"X-Team": "blue"}, max_tokens=77
         )

@@ -1,6 +1,6 @@
-"""The conformance corpus through the whole stack (wire.md §7): every one of the 1,066 recorded
-`/chat/completions` exchanges is served byte-exact, with its recorded status and content type, by
-one in-process loopback server and streamed by the real extension
+"""The conformance corpus through the whole stack (docs/wire.md#conformance): every one of the 1,066
+recorded `/chat/completions` exchanges is served byte-exact, with its recorded status and content
+type, by one in-process loopback server and streamed by the real extension
 (`tinyagent._alchemy.collect_openai_completions`); the final message must match `expected`.
 
 One test per case id, so a regression names the providers it breaks. The comparison rules and the
@@ -33,7 +33,7 @@ from tinyagent.testing import ModelServer
 
 CASE_IDS = [case["id"] for case in load_cases()]
 
-# A custom provider (contract §8.2): no API key is needed and no Authorization header is sent.
+# A custom provider (docs/wire.md#keys): no API key is needed and no Authorization header is sent.
 PROVIDER = "conformance-replay"
 CONTEXT: dict[str, Any] = {
     "system_prompt": "",
@@ -64,7 +64,7 @@ class _Summary:
         counts = corpus_counts()
         departures = sum(case_id in DEPARTURES for case_id in self.passed)
         write = terminalreporter.write_line
-        terminalreporter.write_sep("-", "conformance corpus (wire.md §7)")
+        terminalreporter.write_sep("-", "conformance corpus (docs/wire.md#conformance)")
         write(f"{ran} of {counts['cases']} cases replayed ({counts['streams']} streams, "
               f"{counts['http_errors']} HTTP errors; {counts['several_choices']} with n = 3) "
               f"in {time.monotonic() - self.started:.1f} s: {len(self.passed)} match expected, "
@@ -108,7 +108,7 @@ def _options(case: dict[str, Any]) -> dict[str, Any]:
     options: dict[str, Any] = {"api_key": None, "temperature": None, "max_tokens": None,
                                "max_retries": 0}  # an HTTP error is the case, not a retry
     if asks_for_several_choices(case):
-        options["extra_body"] = {"n": 3}  # then only choice 0 is read (wire §2.2)
+        options["extra_body"] = {"n": 3}  # then only choice 0 is read (docs/wire.md#chunks)
     return options
 
 
@@ -134,8 +134,8 @@ def test_recorded_exchange(case_id: str, corpus_server: ModelServer, summary: _S
 
 
 def test_corpus_is_the_published_one() -> None:
-    """The corpus holds what wire.md §7 and its README describe, so a truncated or swapped file
-    cannot pass for a green run."""
+    """The corpus holds what docs/wire.md#conformance and its README describe, so a truncated or
+    swapped file cannot pass for a green run."""
     counts = corpus_counts()
     assert counts == {"cases": 1066, "streams": 937, "http_errors": 129, "several_choices": 3,
                       "sdk_failed": 42, "sdk_wrong": 5}

@@ -1,5 +1,6 @@
 """The loop used directly, without an Agent: agent_loop, agent_loop_continue, run_loop and
-stream_assistant_response (api-contract §4.1-§4.3)."""
+stream_assistant_response (docs/events.md#run-structure,
+docs/events.md#llm-call)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The exact event orders of api-contract §5.4 (a)-(h) and its "other orders", through an Agent
-driven by the scripted stream function."""
+"""The exact event orders of docs/events.md#orders, one test per scenario there (in its order),
+through an Agent driven by the scripted stream function."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ TEXT_REPLY = [
 ]
 
 
-def test_a_plain_reply():
+def test_plain_reply():
     agent, _, rec = scripted_agent(["Hello there, friend."])
     reply = run(agent.prompt("hi"))
     assert rec.labels == [*PROMPT, *TEXT_REPLY, "turn_end", "agent_end"]
@@ -37,7 +37,7 @@ def test_a_plain_reply():
     assert rec.of_type("turn_end")[0].tool_results == []
 
 
-def test_b_two_tool_calls_then_text():
+def test_two_tool_calls_then_text():
     script = [
         ScriptedReply(
             tool_calls=[
@@ -88,7 +88,7 @@ def extract(message):
     return "".join(b.text for b in message.content if isinstance(b, TextContent))
 
 
-def test_c_provider_error_mid_stream_keeps_partial():
+def test_provider_error_mid_stream_keeps_partial():
     agent, _, rec = scripted_agent([ScriptedReply(text="Hel", error="upstream exploded")])
     reply = run(agent.prompt("hi"))
     assert rec.labels == [*PROMPT, *TEXT_REPLY, "turn_end", "agent_end"]
@@ -98,7 +98,7 @@ def test_c_provider_error_mid_stream_keeps_partial():
     assert agent.state.error == "upstream exploded"
 
 
-def test_c_provider_raises_mid_stream():
+def test_provider_raises_mid_stream():
     agent, _, rec = scripted_agent(
         [ScriptedReply(text="Hel", raise_error=ConnectionError("reset by peer"))]
     )
@@ -109,7 +109,7 @@ def test_c_provider_raises_mid_stream():
     assert reply.usage["cost"]["total"] == 0.0
 
 
-def test_c_failure_before_any_provider_event():
+def test_failure_before_any_provider_event():
     async def failing_stream_fn(model, context, options):
         raise RuntimeError("failed to start openai-completions stream: boom")
 
@@ -122,7 +122,7 @@ def test_c_failure_before_any_provider_event():
     assert agent.state.error == reply.error_message
 
 
-def test_d_abort_while_streaming():
+def test_abort_while_streaming():
     agent, _, rec = scripted_agent([ScriptedReply(text="Hello world", hang=True)])
 
     def abort_after_text(event):
@@ -140,7 +140,7 @@ def test_d_abort_while_streaming():
     assert agent.state.error == "Request was aborted"
 
 
-def test_d_abort_while_tools_run():
+def test_abort_while_tools_run():
     release_fast = asyncio.Event
 
     async def fast(tool_call_id, args, signal, on_update):
@@ -203,7 +203,7 @@ def extract_result(end_event):
     return "".join(b.text for b in end_event.result.content)
 
 
-def test_e_turn_limit():
+def test_turn_limit_reached():
     script = [
         ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 1})]),
         ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 2, "b": 2})]),
@@ -226,7 +226,7 @@ def test_e_turn_limit():
     assert agent.state.error == "turn limit reached (max_turns=2)"
 
 
-def test_f_reply_cut_off_inside_tool_arguments():
+def test_reply_cut_off_inside_tool_arguments():
     calls = []
 
     async def must_not_run(tool_call_id, args, signal, on_update):
@@ -256,7 +256,7 @@ def test_f_reply_cut_off_inside_tool_arguments():
     )
 
 
-def test_g_listener_raises_while_streaming():
+def test_listener_raises_while_streaming():
     agent, _, rec = scripted_agent([ScriptedReply(text="Hello world, how are you", hang=True)])
     seen_by_later_listener = Recorder()
 
@@ -285,7 +285,7 @@ def test_g_listener_raises_while_streaming():
     assert not agent.state.is_streaming
 
 
-def test_h_retry_before_output():
+def test_retry_before_output():
     agent, _, rec = scripted_agent(
         [ScriptedReply(text="ok then", retries=[("HTTP 429 Too Many Requests", 1.0)])]
     )

@@ -3,7 +3,7 @@
 ``PipeNotifier`` and ``ScriptedBatchHandle`` follow the documented interface exactly (a pipe fd that
 is readable while a token is marked, ``take_ready()`` clearing it, ``attach()`` marking at once when
 events are pending, ``drain()`` returning every pending 4-tuple), so the bridge's delivery, its
-partial (api-contract §5.3) and its cancellation paths are tested without the Rust core.
+partial (docs/architecture.md#partial) and its cancellation paths are tested without the Rust core.
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def test_final_error_message_is_scrubbed() -> None:
     assert run(main()).error_message == "HTTP 401: bad key ***"
 
 
-# --- the partial (§5.3) ------------------------------------------------------------------
+# --- the partial (docs/architecture.md#partial) -------------------------------------------
 
 
 def test_partial_holds_every_delta_up_to_the_event_and_no_later_batch() -> None:

@@ -1,8 +1,8 @@
 """End to end: stream_alchemy_openai_completions on the real Rust core against the loopback server.
 
-Covers the batch bridge with real handles (wire §5, R1, R11, R17): a whole reply, abort by signal,
-``aclose()`` and task cancellation closing the connection, the retry notification, and 1,000
-concurrent slow streams on one event loop without starving the default executor.
+Covers the batch bridge with real handles (docs/wire.md#requirements: R1, R11, R17): a whole reply,
+abort by signal, ``aclose()`` and task cancellation closing the connection, the retry notification,
+and 1,000 concurrent slow streams on one event loop without starving the default executor.
 """
 
 from __future__ import annotations

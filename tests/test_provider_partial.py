@@ -1,4 +1,5 @@
-"""The live partial and its events (api-contract §5.3), driven by drained 4-tuples directly.
+"""The live partial and its events (docs/architecture.md#partial), driven by drained 4-tuples
+directly.
 
 One partial per stream updated in place, O(n) text growth even with one delta per batch,
 best-effort tool arguments up to 64 KiB, and events equal to what ``model_construct`` builds.

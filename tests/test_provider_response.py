@@ -1,4 +1,5 @@
-"""AlchemyStreamResponse over foreign handles (only ``next_event()``/``result()``; §8.4).
+"""AlchemyStreamResponse over foreign handles (only ``next_event()``/``result()``;
+docs/architecture.md#batch-interface).
 
 Such handles come from the ``_ALCHEMY_MODULE`` seam or ``AlchemyStreamResponse(_handle=...)`` and
 are driven from a dedicated thread per stream.

@@ -1,7 +1,8 @@
 """OpenAICompatModel defaults, routing, key resolution and the payload handed to the core.
 
-api-contract §8.1–§8.3, §11 items 3, 4, 5, 15, 18. The core is replaced by a recording
-``_ALCHEMY_MODULE`` stand-in, so nothing here touches the network.
+docs/architecture.md#routing, #api-keys and #payload; docs/architecture.md#differences #3, #4, #5,
+#15, #18. The core is replaced by a recording ``_ALCHEMY_MODULE`` stand-in, so nothing here touches
+the network.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def send(
     return core.calls[-1]
 
 
-# --- OpenAICompatModel (§8.1) --------------------------------------------------------------
+# --- OpenAICompatModel (docs/architecture.md#routing) ---------------------------------------
 
 
 def test_model_defaults() -> None:
@@ -140,7 +141,7 @@ def test_invalid_reasoning_effort_is_rejected() -> None:
         OpenAICompatModel(reasoning="extreme")
 
 
-# --- routing (§8.2) -----------------------------------------------------------------------
+# --- routing and keys (docs/architecture.md#routing, #api-keys) ----------------------------
 
 
 @pytest.mark.parametrize(
@@ -271,7 +272,7 @@ def test_plain_model_forwards_its_thinking_level(core: RecordingCore) -> None:
     assert send(core, model)[0]["reasoning"] == "high"
 
 
-# --- payload (§8.3) -----------------------------------------------------------------------
+# --- payload (docs/architecture.md#payload) ------------------------------------------------
 
 MODEL_KEYS = {
     "id", "provider", "api", "base_url", "name", "headers", "reasoning", "context_window",
@@ -303,7 +304,7 @@ def test_model_dict_for_openai_compat_model(core: RecordingCore) -> None:
         {"X-Title": "demo"},
         1000,
     )
-    assert sent["max_tokens"] is None  # default 4096 is metadata only (§11 item 4)
+    assert sent["max_tokens"] is None  # default 4096 is metadata only (differences #4)
 
 
 def test_max_tokens_sent_when_passed_or_assigned(core: RecordingCore) -> None:

@@ -1,4 +1,5 @@
-"""The proxy client (api-contract §9) against a small local HTTP server, and its event table."""
+"""The proxy client (docs/architecture.md#proxy) against a small local HTTP server, and its event
+table."""
 
 from __future__ import annotations
 
@@ -350,7 +351,7 @@ def test_error_event_and_unknown_type(caplog, capsys):
     with caplog.at_level(logging.WARNING, logger="tinyagent.proxy"):
         assert process_proxy_event({"type": "mystery"}, fresh()) is None
     assert "mystery" in caplog.text
-    assert capsys.readouterr().out == ""  # warnings go to logging, never stdout (§11 #16)
+    assert capsys.readouterr().out == ""  # warnings go to logging, never stdout (differences #16)
 
 
 def test_parse_streaming_json_examples():

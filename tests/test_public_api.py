@@ -1,4 +1,5 @@
-"""The public surface of api-contract §1.1-§1.6 (the agent core's modules): names and signatures.
+"""The public surface of docs/architecture.md#public-api (the agent core's modules): names and
+signatures.
 
 ``alchemy_provider`` and ``_alchemy`` are pinned by their owners' tests.
 """

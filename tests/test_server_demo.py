@@ -1,4 +1,5 @@
-"""The demo model's default brain follows notebook.md §6 to the letter, over real HTTP."""
+"""The demo model's default brain follows docs/notebook.md#demo-model to the letter, over real
+HTTP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The loopback server speaks the OpenAI-compatible wire format (wire.md §2, §3.7) exactly."""
+"""The loopback server speaks the OpenAI-compatible wire format (docs/wire.md#chunks,
+docs/wire.md#json-replies) exactly."""
 
 from __future__ import annotations
 

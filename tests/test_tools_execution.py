@@ -1,4 +1,7 @@
-"""Tool validation (§6.2), execution (§6.3), hooks (§4.6) and skip_tool_call (§6.4)."""
+"""Tool validation, execution, hooks and skip_tool_call.
+
+See docs/events.md#argument-validation, docs/events.md#tool-batch and docs/events.md#hooks.
+"""
 
 from __future__ import annotations
 

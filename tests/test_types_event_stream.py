@@ -1,4 +1,7 @@
-"""EventStream (§4.1), type guards (§5.2), stop reasons, usage and boundary dumps (§1.2, §2)."""
+"""EventStream, type guards, stop reasons, usage and boundary dumps.
+
+See docs/events.md#run-structure, docs/events.md#agent-events and docs/architecture.md#types.
+"""
 
 from __future__ import annotations
 

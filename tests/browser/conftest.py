@@ -1,4 +1,4 @@
-"""Real-browser tests (notebook.md §8): JupyterLab / Notebook 7 driven by headless Chromium.
+"""Real-browser tests (docs/notebook.md#tests): JupyterLab / Notebook 7 driven by headless Chromium.
 
 A session-scoped fixture starts one Jupyter server on 127.0.0.1 (token auth, ``--allow-root``) in a
 temporary copy of the tutorials, plus the small notebooks the tests write. Its kernels render
@@ -45,7 +45,8 @@ SERVER_START_TIMEOUT = 60.0  # a busy CI machine; the usual start is 2-5 s
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "browser: drives JupyterLab/Notebook 7 in headless Chromium (notebook.md §8)"
+        "markers",
+        "browser: drives JupyterLab/Notebook 7 in headless Chromium (docs/notebook.md#tests)",
     )
 
 

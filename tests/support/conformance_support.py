@@ -1,21 +1,25 @@
-"""The conformance corpus (``tests/data/conformance/``, wire.md §7): loading the recorded cases,
-serving them from the loopback server, and comparing what the streaming core made of them with
-``expected``.
+"""The conformance corpus (``tests/data/conformance/``, docs/wire.md#conformance): loading the
+recorded cases, serving them from the loopback server, and comparing what the streaming core made
+of them with ``expected``.
 
 The corpus is the product of an independent accumulator cross-checked against the official
 ``openai`` SDK; it is the oracle. What this module adds is the mapping from the oracle's terms to
-the final assistant message of contract §10.4, following the spec:
+the final assistant message (docs/architecture.md#core-surface), following docs/wire.md:
 
-- text = ``content`` + ``refusal`` (wire §2.2: a refusal is text), summed over the text blocks;
-- reasoning = ``reasoning_text``, with the wire field in ``thinking_signature`` (wire §3.2);
+- text = ``content`` + ``refusal`` (docs/wire.md#chunks: a refusal is text), summed over the text
+  blocks;
+- reasoning = ``reasoning_text``, with the wire field in ``thinking_signature``
+  (docs/wire.md#reasoning-fields);
 - tool calls: id, name, parsed arguments; ``partial_json`` only for unparseable non-empty
-  arguments (wire §3.3: an empty string gives ``{}``);
-- stop reason from ``finish_reason`` (wire §3.4); usage by the mapping of wire §3.5;
-- in-band errors ``provider error <code>: <message>`` (wire §2.4); HTTP errors
-  ``HTTP <status> <reason>: <detail>`` (wire §3.6).
+  arguments (docs/wire.md#tool-calls: an empty string gives ``{}``);
+- stop reason from ``finish_reason`` (docs/wire.md#stop-reasons); usage by the mapping of
+  docs/wire.md#usage;
+- in-band errors ``provider error <code>: <message>`` (docs/wire.md#in-band-errors); HTTP
+  errors ``HTTP <status> <reason>: <detail>`` (docs/wire.md#error-messages).
 
-Deliberate departures from ``expected`` (wire §7) are listed in :data:`DEPARTURES` with their
-reason and asserted as departures, so a change of behaviour on them fails as loudly as any other.
+Deliberate departures from ``expected`` (docs/wire.md#departures) are listed in :data:`DEPARTURES`
+with their reason and asserted as departures, so a change of behaviour on them fails as loudly as
+any other.
 """
 
 from __future__ import annotations
@@ -41,24 +45,25 @@ CONTEXT_OVERFLOW_PREFIX = "context window exceeded: "
 
 @dataclass(frozen=True)
 class Departure:
-    """A case where this project deliberately differs from ``expected`` (wire §7)."""
+    """A case where this project deliberately differs from ``expected``
+    (docs/wire.md#departures)."""
 
     kind: str  # "malformed_trailing_event" | "truncated_stream"
     reason: str
 
 
 _TRUNCATED_REASON = (
-    "the body ends with neither finish_reason nor [DONE]; wire §3.4 makes that the "
+    "the body ends with neither finish_reason nor [DONE]; docs/wire.md#stop-reasons makes that the "
     "truncated-stream error with the text kept, where expected reports a success"
 )
 
 DEPARTURES: dict[str, Departure] = {
     "huggingface-huggingface-js--tapes-b3cad22ff43c9ca5--i0": Departure(
         "malformed_trailing_event",
-        "Cerebras: the last event lacks its closing blank line. wire §2.1 dispatches it anyway "
-        "(strict WHATWG, which expected follows, drops it), and its data is invalid JSON (a stray "
-        "quote), so the stream ends with a malformed-data error instead of a success without "
-        "finish_reason; the text before it is kept",
+        "Cerebras: the last event lacks its closing blank line. docs/wire.md#sse-framing "
+        "dispatches it anyway (strict WHATWG, which expected follows, drops it), and its data is "
+        "invalid JSON (a stray quote), so the stream ends with a malformed-data error instead of "
+        "a success without finish_reason; the text before it is kept",
     ),
     "crmne-ruby-llm--chat-with-extended-thinking-gpustack-qwen3-streams-thinking-content-when-"
     "available--i0": Departure(
@@ -72,11 +77,11 @@ DEPARTURES: dict[str, Departure] = {
         Departure("truncated_stream", "pydantic-ai's clean-EOF fixture: " + _TRUNCATED_REASON),
 }
 
-# The error wordings in this corpus that alchemy-llm's `is_context_overflow` recognises; wire §3.6
-# prefixes exactly those with "context window exceeded: ". Two more recorded context-length
-# errors ("prompt too long; exceeded max context length" from Ollama Cloud, "The total length of
-# all messages is too long." from Perplexity) use wordings it does not know, so they keep the
-# plain HTTP message.
+# The error wordings in this corpus that alchemy-llm's `is_context_overflow` recognises;
+# docs/wire.md#error-messages prefixes exactly those with "context window exceeded: ". Two more
+# recorded context-length errors ("prompt too long; exceeded max context length" from Ollama Cloud,
+# "The total length of all messages is too long." from Perplexity) use wordings it does not know, so
+# they keep the plain HTTP message.
 _CONTEXT_OVERFLOW_WORDINGS = re.compile(
     r"maximum context length is \d+ tokens|maximum prompt length is \d+|"
     r"reduce the length of the messages",
@@ -102,7 +107,7 @@ def cases_by_id() -> dict[str, dict[str, Any]]:
 def asks_for_several_choices(case: dict[str, Any]) -> bool:
     """The request had ``n > 1``. The three OpenAI recordings with interleaved choices 0, 1 and 2
     were made with ``n = 3`` but their recorder kept no request body; the oracle's
-    ``multiple_choices`` feature marks them (wire §7)."""
+    ``multiple_choices`` feature marks them (docs/wire.md#conformance)."""
     n = (case.get("request_body") or {}).get("n")
     return (isinstance(n, int) and n > 1) or "multiple_choices" in case["expected"]["features"]
 
@@ -110,7 +115,8 @@ def asks_for_several_choices(case: dict[str, Any]) -> bool:
 def reply_for(case: dict[str, Any]) -> Reply:
     """The recorded response, byte-exact, with its status and content type. A missing content
     type becomes the server's default (``text/event-stream`` for 2xx): the core reads any 2xx body
-    that is not ``application/json`` as SSE (wire §2.1), so the two are the same to it."""
+    that is not ``application/json`` as SSE (docs/wire.md#sse-framing), so the two are the same to
+    it."""
     body = case["sse_body"] if case["kind"] == "stream" else case.get("error_body")
     content_type = (case.get("response_headers") or {}).get("content-type")
     return Reply.raw(body or b"", status=case["status"], content_type=content_type)
@@ -119,8 +125,8 @@ def reply_for(case: dict[str, Any]) -> Reply:
 # -- what the final message should be ------------------------------------------------------------
 
 def http_error_detail(body: str) -> str:
-    """wire §3.6: ``error.message`` of a JSON body (a string ``error`` and a top-level ``message``
-    count too), else the first 1000 characters of the body."""
+    """docs/wire.md#error-messages: ``error.message`` of a JSON body (a string ``error`` and a
+    top-level ``message`` count too), else the first 1000 characters of the body."""
     try:
         parsed = json.loads(body)
     except ValueError:
@@ -147,7 +153,8 @@ def expected_http_error_message(case: dict[str, Any]) -> str:
 
 
 def expected_inband_error_message(error: dict[str, Any]) -> str:
-    """wire §2.4: ``provider error <code>: <message>``, or ``provider error: <message>``."""
+    """``provider error <code>: <message>``, or ``provider error: <message>``
+    (docs/wire.md#in-band-errors)."""
     body = error.get("body")
     code = body.get("code") if isinstance(body, dict) else None
     message = error["message"]
@@ -155,7 +162,7 @@ def expected_inband_error_message(error: dict[str, Any]) -> str:
 
 
 def expected_stop_reason(finish_reason: str | None, has_tool_calls: bool) -> str:
-    """wire §3.4 for a stream that ended normally."""
+    """docs/wire.md#stop-reasons for a stream that ended normally."""
     natural = "tool_calls" if has_tool_calls else "stop"
     if finish_reason in ("length", "max_tokens"):
         return "length"
@@ -193,7 +200,7 @@ class _Diffs:
 def _compare_usage(diffs: _Diffs, usage: dict[str, Any], want: dict[str, Any] | None) -> None:
     if want is None:
         # nothing was sent (or it came after an in-band error, which ends the stream): a
-        # complete all-zero usage (wire §3.5)
+        # complete all-zero usage (docs/wire.md#usage)
         diffs.check("usage", usage, {
             "input": 0, "output": 0, "cache_read": 0, "cache_write": 0, "total_tokens": 0,
             "cost": {"input": 0.0, "output": 0.0, "cache_read": 0.0, "cache_write": 0.0,
@@ -206,8 +213,9 @@ def _compare_usage(diffs: _Diffs, usage: dict[str, Any], want: dict[str, Any] | 
     total = want.get("total_tokens")
     diffs.check("usage.total_tokens", usage["total_tokens"],
                 total if total is not None else usage["input"] + usage["output"])
-    # The oracle records only `prompt_tokens_details.cached_tokens`; `cache_read_input_tokens`
-    # takes precedence over it (wire §3.5), so cache_read is compared where it is the only source.
+    # The oracle records only `prompt_tokens_details.cached_tokens`; `cache_read_input_tokens` takes
+    # precedence over it (docs/wire.md#usage), so cache_read is compared only where it is the
+    # sole source.
     if "cache_read_input_tokens" not in (want.get("other_keys") or []):
         cached = want.get("cached_tokens")
         diffs.check("usage.cache_read", usage["cache_read"], cached if cached is not None else 0)
@@ -241,7 +249,7 @@ def _compare_tool_calls(diffs: _Diffs, message: dict[str, Any], want: list[dict[
         diffs.check(f"{where}.arguments", call["arguments"],
                     parsed if isinstance(parsed, dict) else {})
         if unparseable or ended_in_error:
-            # an error message ends its open calls with their raw text (wire §3.1 step 6)
+            # an error message ends its open calls with their raw text (docs/wire.md#lifecycle)
             diffs.check(f"{where}.partial_json", call.get("partial_json"), raw)
         else:
             diffs.check(f"{where}.partial_json", call.get("partial_json"), None)
@@ -258,7 +266,8 @@ def _compare_content(diffs: _Diffs, message: dict[str, Any], expected: dict[str,
             diffs.add(f"thinking_signature {block['thinking_signature']!r} not in {allowed}")
     for block in _blocks(message, "text"):
         diffs.check("text_signature", block.get("text_signature"), None)
-    # blocks open on the first non-empty fragment (wire §3.1): no empty text/thinking blocks
+    # blocks open on the first non-empty fragment (docs/wire.md#lifecycle): no empty text or
+    # thinking block
     for block in message["content"]:
         if block["type"] in ("text", "thinking") and not block[block["type"]]:
             diffs.add(f"empty {block['type']} block")

@@ -1,9 +1,9 @@
 """Recorded event sequences and a scripted ``stream_fn`` for the notebook tests.
 
-``scripted_stream_fn`` plays replies through the real Agent loop, emitting the provider events
-a built-in provider emits (api-contract §5.3): one live partial per stream, updated in place.
-``recorded_run`` builds an agent-event sequence directly (for feeding renderers without a loop).
-``tests/test_notebook_fakes.py`` pins the shapes the other notebook tests rely on.
+``scripted_stream_fn`` plays replies through the real Agent loop, emitting the provider events a
+built-in provider emits (docs/architecture.md#partial): one live partial per stream, updated in
+place. ``recorded_run`` builds an agent-event sequence directly (for feeding renderers without a
+loop). ``tests/test_notebook_fakes.py`` pins the shapes the other notebook tests rely on.
 """
 
 from __future__ import annotations
@@ -209,7 +209,8 @@ def scripted_agent(steps: list[Step]) -> tuple[Any, ScriptedStream]:
 def recorded_run(
     step: Step, *, prompt: str = "hi", tool_results: dict[str, tuple[str, bool]] | None = None
 ) -> list[Any]:
-    """Agent events of one turn (plus tool execution events), as the loop emits them (§5.4)."""
+    """Agent events of one turn (plus tool execution events), as the loop emits them
+    (docs/events.md#orders)."""
     user = UserMessage(content=[TextContent(text=prompt)])
     events: list[Any] = [
         AgentStartEvent(),
