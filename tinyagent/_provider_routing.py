@@ -33,10 +33,13 @@ _ANTHROPIC_API_ROOTS = {
     "anthropic": "https://api.anthropic.com",
     "kimi": "https://api.kimi.com/coding",
 }
+#: Legacy api names. The core maps the same ones (``tinyagent._alchemy.normalize_api``); the
+#: tests compare the two over every alias and provider (tests/test_routing_agreement.py).
 _API_ALIASES = {
     "openai": "openai-completions",
     "openai-compatible": "openai-completions",
     "chat-completions": "openai-completions",
+    "openrouter": "openai-completions",
     "minimax": "minimax-completions",
 }
 ANTHROPIC_MESSAGES = "anthropic-messages"

@@ -365,6 +365,13 @@ fn api_key_required(provider: &str, api: &str, base_url: &str) -> bool {
     crate::request::key_required_for(provider, api, base_url)
 }
 
+/// The api a model dict routes to: lowercased, legacy aliases mapped, a blank api inferred from
+/// the provider. Exposed so Python's routing table can be checked against the core's.
+#[pyfunction]
+fn normalize_api(api: &str, provider: &str) -> String {
+    crate::request::normalize_api(api, &provider.trim().to_lowercase())
+}
+
 /// Register the classes and functions on the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StreamHandle>()?;
@@ -372,5 +379,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(openai_completions_stream, m)?)?;
     m.add_function(wrap_pyfunction!(collect_openai_completions, m)?)?;
     m.add_function(wrap_pyfunction!(api_key_required, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_api, m)?)?;
     Ok(())
 }
