@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Many slow streams on one asyncio loop (wire R11, §5.1): completion, fairness, executor, memory.
+"""Many slow streams on one asyncio loop (R11): completion, fairness, executor, memory.
+
+R11 is in docs/wire.md#requirements; the figures are in bench/README.md.
 
 N concurrent ``stream_alchemy_openai_completions`` streams, each ``--tokens`` deltas paced at
 ``--rate`` tokens/s by the loopback server (``tinyagent.testing``, in its own process), all on one

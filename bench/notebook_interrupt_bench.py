@@ -1,4 +1,6 @@
-"""How fast a notebook run stops: kernel interrupt and the cell widget's Stop (notebook.md §5).
+"""How fast a notebook run stops: kernel interrupt and the cell widget's Stop.
+
+Targets: docs/notebook.md#interrupt-and-stop and bench/README.md.
 
 A real ipykernel (live render mode, the ``%%agent`` input-transformer path) streams a long answer
 from a loopback server in this process. Mid-stream the script either interrupts the kernel

@@ -1,4 +1,5 @@
-"""Live notebook rendering cost: comm messages, bytes and kernel CPU per token (notebook.md §3).
+"""Live notebook rendering cost: comm messages, bytes and kernel CPU per token
+(docs/notebook.md#live-rendering).
 
 A 20,000-token reply (one ~4-character delta per token, Markdown with headings, paragraphs, code
 blocks and a table) is fed as agent events through the real ``LiveRenderer`` and ``AgentView``

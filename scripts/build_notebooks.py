@@ -1,10 +1,10 @@
 """Build the tutorials: ``notebooks/src/*.py`` → ``notebooks/*.ipynb`` with outputs.
 
-This is the ONLY way committed notebook outputs are produced (notebook.md §7). Every tutorial is
-generated from its percent-format source, executed top to bottom with nbclient in the final
-render mode (``TINYAGENT_RENDER=final``) on the offline demo model, and written back with its
-outputs. Outputs saved from a live front end are never committed, because live output differs
-from what ``pytest --nbval`` produces.
+This is the ONLY way committed notebook outputs are produced (docs/notebook.md#tutorials). Every
+tutorial is generated from its percent-format source, executed top to bottom with nbclient in the
+final render mode (``TINYAGENT_RENDER=final``) on the offline demo model, and written back with its
+outputs. Outputs saved from a live front end are never committed, because live output differs from
+what ``pytest --nbval`` produces.
 
 The kernel gets a clean environment: no API keys, no ``TINYAGENT_LIVE``, no cassette switch and no
 Jupyter session markers, so a developer's shell can never change what the tutorials show.

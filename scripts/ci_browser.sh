@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real-browser tests (notebook.md §8): JupyterLab 4 and Notebook 7 in headless Debian Chromium.
+# Real-browser tests (docs/notebook.md#tests): JupyterLab 4 and Notebook 7 in headless Debian
+# Chromium.
 #
 # Needs: apt-get install -y chromium   (Debian's /usr/bin/chromium; never `playwright install`)
 #        pip install playwright jupyterlab notebook

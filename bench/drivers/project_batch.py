@@ -2,9 +2,8 @@
 """project_batch: this project's provider on the core's batch interface, drained from asyncio.
 
 Consumes ``tinyagent.alchemy_provider.stream_alchemy_openai_completions`` directly (no Agent), so
-the figure is the cost of the Rust transport plus the asyncio bridge and its live partial
-(wire §5.1, "the core's batch interface, drained from asyncio"). Driver contract:
-``../shared/bench/drivers/_common.py``; run it through ``bench/run_provider_bench.py``.
+the figure is the cost of the Rust transport plus the asyncio bridge and its live partial. Driver
+contract: ``../shared/bench/drivers/_common.py``; run it through ``bench/run_provider_bench.py``.
 """
 
 import os
