@@ -242,7 +242,13 @@ def test_agent_methods():
         assert inspect.iscoroutinefunction(getattr(Agent, name)), name
     for name in ("stream", "stream_text"):
         assert inspect.isasyncgenfunction(getattr(Agent, name)), name
-    assert params(Agent.prompt) == [("self", POS, E), ("input", POS, E), ("images", POS, None)]
+    # 1.2.29's parameters, in order; 2.0 adds only the keyword-only per-run ``options``
+    assert params(Agent.prompt) == [
+        ("self", POS, E),
+        ("input", POS, E),
+        ("images", POS, None),
+        ("options", "KEYWORD_ONLY", None),
+    ]
     for name in (
         "subscribe", "set_system_prompt", "set_model", "set_tools", "set_thinking_level", "set_steering_mode",
         "get_steering_mode", "set_follow_up_mode", "get_follow_up_mode", "replace_messages", "append_message",
@@ -271,7 +277,7 @@ def test_agent_methods():
     assert agent.state is state and state.system_prompt == "be brief"
     agent.max_turns = 7
     agent.set_model(agent_types.Model(provider="p", id="m"))
-    assert agent._loop_config().max_turns == 7
+    assert agent._loop_config(agent.state.model).max_turns == 7
 
 
 def test_type_shapes():

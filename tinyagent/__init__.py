@@ -9,6 +9,7 @@ so ``import tinyagent`` works without the compiled extension.
 from typing import TYPE_CHECKING
 
 from ._run_errors import AgentRunError
+from ._run_options import RunOptions
 from .agent import Agent, AgentOptions, default_convert_to_llm, extract_text
 from .agent_loop import (
     agent_loop,
@@ -155,4 +156,5 @@ __all__ = [
     "parse_streaming_json",
     # Added in 2.0
     "AgentRunError",
+    "RunOptions",
 ]

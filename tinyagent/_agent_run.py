@@ -44,6 +44,7 @@ class Run:
         self.detached = False
         self.listener_failed = False
         self.new_messages: list[AgentMessage] = []
+        self.model: Any = None  # the model this run talks to (the Agent's, or its options')
         self.finished = threading.Event()
         # Agent.stream(): the events, and the consumer's future while it waits.
         self.outbox: deque[AgentEvent] | None = None

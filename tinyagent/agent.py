@@ -30,6 +30,8 @@ from ._agent_run import (
     queue_take,
 )
 from ._run_errors import REPORTED_BY_CALLER, AgentRunError, log_run_error
+from ._run_options import RunOptions, pick
+from ._run_options import check as check_options
 from ._run_support import maybe_await
 from .agent_loop import _run_from_prompts, create_agent_stream, start_run
 from .agent_types import (
@@ -63,6 +65,7 @@ __all__ = [
     "Agent",
     "AgentOptions",
     "AgentRunError",
+    "RunOptions",
     "ApiKeyResolverCallback",
     "ConvertToLlmCallback",
     "TransformContextCallback",
@@ -298,15 +301,22 @@ class Agent:
         self,
         input: str | AgentMessage | list[AgentMessage],
         images: list[ImageContent] | None = None,
+        *,
+        options: RunOptions | None = None,
     ) -> AgentMessage:
-        """Run the loop on ``input``; return the last assistant message of this run."""
-        run = self._begin_run(_BUSY_PROMPT, normalize_input(input, images))
+        """Run the loop on ``input``; return the last assistant message of this run.
+
+        ``options`` change settings for this run only (the Agent keeps its own).
+        """
+        run = self._begin_run(_BUSY_PROMPT, normalize_input(input, images), options=options)
         return await self._complete(run)
 
     async def prompt_text(
         self,
         input: str | AgentMessage | list[AgentMessage],
         images: list[ImageContent] | None = None,
+        *,
+        options: RunOptions | None = None,
     ) -> str:
         """The reply's text; raises :class:`AgentRunError` when the run ended in an error.
 
@@ -314,26 +324,28 @@ class Agent:
         """
         reported = REPORTED_BY_CALLER.set(True)  # the exception carries it: no log line too
         try:
-            reply = await self.prompt(input, images)
+            reply = await self.prompt(input, images, options=options)
         finally:
             REPORTED_BY_CALLER.reset(reported)
         if isinstance(reply, AssistantMessage) and reply.stop_reason == "error":
-            raise AgentRunError(reply, self._state.model)
+            raise AgentRunError(reply, self._run_model(options))
         return extract_text(reply)
 
-    async def continue_(self) -> AgentMessage:
+    async def continue_(self, *, options: RunOptions | None = None) -> AgentMessage:
         """Run the loop from the current history, without a new message."""
-        run = self._begin_run(_BUSY_CONTINUE, None)
+        run = self._begin_run(_BUSY_CONTINUE, None, options=options)
         return await self._complete(run)
 
     async def stream(
         self,
         input: str | AgentMessage | list[AgentMessage],
         images: list[ImageContent] | None = None,
+        *,
+        options: RunOptions | None = None,
     ) -> AsyncGenerator[AgentEvent, None]:
         """The events of a ``prompt()`` run, as listeners get them. Closing it early aborts."""
         prompts = normalize_input(input, images)
-        run = self._begin_run(_BUSY_PROMPT, prompts, outbox=True)
+        run = self._begin_run(_BUSY_PROMPT, prompts, outbox=True, options=options)
         outbox = run.outbox
         assert outbox is not None and run.task is not None
         ended = False
@@ -363,10 +375,12 @@ class Agent:
         self,
         input: str | AgentMessage | list[AgentMessage],
         images: list[ImageContent] | None = None,
+        *,
+        options: RunOptions | None = None,
     ) -> AsyncGenerator[str, None]:
         """The reply's text as it streams: each ``text_delta``; from a provider that sends no
         deltas, each text block's full text at its ``text_end``."""
-        events = self.stream(input, images)
+        events = self.stream(input, images, options=options)
         seen = 0  # characters of the current assistant message already yielded
         saw_delta = False
         try:
@@ -395,16 +409,25 @@ class Agent:
         finally:
             await events.aclose()
 
+    def _run_model(self, options: RunOptions | None) -> Model | None:
+        return self._state.model if options is None else pick(options.model, self._state.model)
+
     def _begin_run(
-        self, busy_message: str, prompts: list[AgentMessage] | None, outbox: bool = False
+        self,
+        busy_message: str,
+        prompts: list[AgentMessage] | None,
+        outbox: bool = False,
+        options: RunOptions | None = None,
     ) -> Run:
         """Claim the Agent for a run on the current loop and start the run task."""
         loop = asyncio.get_running_loop()
         state = self._state
+        options = check_options(options) or RunOptions()
+        model = self._run_model(options)
         with self._lock:
             if self._run is not None:
                 raise RuntimeError(busy_message)
-            if not state.model:
+            if not model:
                 raise RuntimeError("No model configured")
             if prompts is None:
                 if not state.messages:
@@ -418,11 +441,14 @@ class Agent:
             if outbox:
                 run.outbox = deque()
             context = AgentContext(
-                system_prompt=state.system_prompt, messages=list(state.messages), tools=state.tools
+                system_prompt=pick(options.system_prompt, state.system_prompt),
+                messages=list(state.messages),
+                tools=pick(options.tools, state.tools),
             )
             stream = create_agent_stream()
             stream.push = make_dispatcher(self, run)  # type: ignore[method-assign,assignment]
-            config = self._loop_config()
+            config = self._loop_config(model, options)
+            run.model = model
             state.is_streaming = True
             state.stream_message = None
             state.error = None
@@ -443,7 +469,7 @@ class Agent:
             await body
             failed = _final_error(run.new_messages)
             if failed is not None:
-                log_run_error(failed, self._state.model)
+                log_run_error(failed, run.model)
         finally:
             if not run.detached:
                 state = self._state
@@ -471,29 +497,31 @@ class Agent:
                 return message
         raise RuntimeError("No assistant message produced")
 
-    def _loop_config(self) -> AgentLoopConfig:
+    def _loop_config(self, model: Model, options: RunOptions | None = None) -> AgentLoopConfig:
+        """The Agent's settings for one run, with ``options``' set fields on top."""
+        o = options or RunOptions()
         state = self._state
-        assert state.model is not None
+        caching = pick(o.enable_prompt_caching, self.enable_prompt_caching)
         return AgentLoopConfig(
-            model=state.model,
+            model=model,
             convert_to_llm=self.convert_to_llm or default_convert_to_llm,
-            transform_context=self._transform(),
+            transform_context=self._transform(caching),
             get_api_key=self.get_api_key,
             get_steering_messages=self._take_steering,
             get_follow_up_messages=self._take_follow_ups,
-            before_tool_call=self.before_tool_call,
-            after_tool_call=self.after_tool_call,
+            before_tool_call=pick(o.before_tool_call, self.before_tool_call),
+            after_tool_call=pick(o.after_tool_call, self.after_tool_call),
             should_stop_after_turn=self.should_stop_after_turn,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            session_id=self._session_id,
-            thinking_level=state.thinking_level,
-            max_turns=self.max_turns,
+            temperature=pick(o.temperature, self.temperature),
+            max_tokens=pick(o.max_tokens, self.max_tokens),
+            session_id=pick(o.session_id, self._session_id),
+            thinking_level=pick(o.thinking_level, state.thinking_level),
+            max_turns=pick(o.max_turns, self.max_turns),
         )
 
-    def _transform(self) -> TransformContextFn | None:
+    def _transform(self, prompt_caching: bool) -> TransformContextFn | None:
         user_transform = self.transform_context
-        if not self.enable_prompt_caching:
+        if not prompt_caching:
             return user_transform
 
         async def cached_then_user(
