@@ -542,7 +542,8 @@ def test_cache_flags_hold_for_one_cell(shell: InteractiveShell) -> None:
     original = agent.stream_fn
 
     async def spy(model: Any, context: Any, options: Any) -> Any:
-        seen.append(agent.enable_prompt_caching)
+        # what reaches the provider: a cache marker on the prompt's last block, or none
+        seen.append(context.messages[-1].content[-1].cache_control is not None)
         return await original(model, context, options)
 
     agent.stream_fn = spy

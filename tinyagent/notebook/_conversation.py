@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import inspect
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tinyagent._run_errors import REPORTED_BY_CALLER
+from tinyagent._run_options import RunOptions
 from tinyagent.agent_types import (
     AgentTool,
     AgentToolResult,
@@ -192,20 +192,16 @@ def _confirming(previous: Any, renderer: Renderer) -> Callable[..., Any]:
     return before_tool_call
 
 
-@contextlib.contextmanager
-def _run_settings(conversation: Conversation, spec: RunSpec, renderer: Renderer) -> Iterator[None]:
-    """Apply per-run settings to the Agent; restore the non-sticky ones afterwards."""
+def _run_options(conversation: Conversation, spec: RunSpec, renderer: Renderer) -> RunOptions:
+    """This cell's settings as per-run options; the Agent keeps its own.
+
+    In the kernel's own conversations the model, system prompt and ``-t`` tools are sticky (they
+    stay for the next cell), so they go onto the Agent; everything else holds for this run only.
+    With ``--agent VAR`` every cell option holds for this run only.
+    """
     agent = conversation.agent
-    saved = {
-        "temperature": agent.temperature,
-        "max_tokens": agent.max_tokens,
-        "enable_prompt_caching": agent.enable_prompt_caching,
-        "before_tool_call": agent.before_tool_call,
-        "tools": list(agent.state.tools),
-        "model": agent.state.model,
-        "system_prompt": agent.state.system_prompt,
-    }
     resolved = spec.resolved
+    per_run: dict[str, Any] = {}
     if resolved is not None:
         model = build_model(resolved)
         current = agent.state.model
@@ -217,41 +213,30 @@ def _run_settings(conversation: Conversation, spec: RunSpec, renderer: Renderer)
             agent.set_model(model)
         if resolved.system is not None:
             agent.set_system_prompt(resolved.system)
-        agent.temperature = resolved.temperature if spec.temperature is None else spec.temperature
-        agent.max_tokens = resolved.max_tokens if spec.max_tokens is None else spec.max_tokens
+        if spec.tools is not None:
+            agent.set_tools(list(spec.tools))
+        per_run["temperature"] = (
+            resolved.temperature if spec.temperature is None else spec.temperature
+        )
+        per_run["max_tokens"] = resolved.max_tokens if spec.max_tokens is None else spec.max_tokens
     else:
-        _apply_overrides(agent, spec.overrides)
+        per_run.update(_overrides(agent, spec.overrides))
         if spec.temperature is not None:
-            agent.temperature = spec.temperature
+            per_run["temperature"] = spec.temperature
         if spec.max_tokens is not None:
-            agent.max_tokens = spec.max_tokens
+            per_run["max_tokens"] = spec.max_tokens
     if spec.cache is not None:
-        agent.enable_prompt_caching = spec.cache
-    base_tools = spec.tools if spec.tools is not None else saved["tools"]
-    agent.set_tools([_timed_tool(tool, renderer) for tool in base_tools])
+        per_run["enable_prompt_caching"] = spec.cache
+    tools = spec.tools if spec.tools is not None else list(agent.state.tools)
+    per_run["tools"] = [_timed_tool(tool, renderer) for tool in tools]
     if spec.confirm:
-        agent.before_tool_call = _confirming(saved["before_tool_call"], renderer)
-    try:
-        yield
-    finally:
-        agent.before_tool_call = saved["before_tool_call"]
-        agent.set_tools(list(base_tools) if not conversation.external else saved["tools"])
-        if conversation.external:
-            # --agent VAR: every cell option holds for this run only
-            agent.temperature = saved["temperature"]
-            agent.max_tokens = saved["max_tokens"]
-            agent.enable_prompt_caching = saved["enable_prompt_caching"]
-            if saved["model"] is not None:
-                agent.set_model(saved["model"])
-            agent.set_system_prompt(saved["system_prompt"])
-        else:
-            agent.temperature = saved["temperature"] if resolved is None else None
-            agent.max_tokens = saved["max_tokens"] if resolved is None else None
-            agent.enable_prompt_caching = saved["enable_prompt_caching"]
+        per_run["before_tool_call"] = _confirming(agent.before_tool_call, renderer)
+    return RunOptions(**per_run)
 
 
-def _apply_overrides(agent: Any, overrides: Mapping[str, str]) -> None:
+def _overrides(agent: Any, overrides: Mapping[str, str]) -> dict[str, Any]:
     """Change only what the cell asked for, keeping the Agent's own routing and headers."""
+    per_run: dict[str, Any] = {}
     update = {
         field: overrides[key]
         for key, field in (("model", "id"), ("provider", "provider"), ("base_url", "base_url"))
@@ -260,11 +245,12 @@ def _apply_overrides(agent: Any, overrides: Mapping[str, str]) -> None:
     if update:
         current = agent.state.model
         if current is not None:
-            agent.set_model(current.model_copy(update=update))
+            per_run["model"] = current.model_copy(update=update)
         else:
-            agent.set_model(build_model(resolve(("cell option", overrides))))
+            per_run["model"] = build_model(resolve(("cell option", overrides)))
     if overrides.get("system") is not None:
-        agent.set_system_prompt(overrides["system"])
+        per_run["system_prompt"] = overrides["system"]
+    return per_run
 
 
 def last_assistant(agent: Any) -> AssistantMessage | None:
@@ -287,38 +273,38 @@ async def execute(
     error: BaseException | None = None
     try:
         renderer.start()
-        with _run_settings(conversation, spec, renderer):
+        options = _run_options(conversation, spec, renderer)
 
-            def stop_requested_early(event: Any) -> None:
-                # a stop() that came before the Agent's run existed takes effect at its start
-                if event.type == "agent_start" and run.stopped:
-                    agent.abort()
+        def stop_requested_early(event: Any) -> None:
+            # a stop() that came before the Agent's run existed takes effect at its start
+            if event.type == "agent_start" and run.stopped:
+                agent.abort()
 
-            unsubscribe_stop = agent.subscribe(stop_requested_early)
-            unsubscribe_render = agent.subscribe(renderer)
+        unsubscribe_stop = agent.subscribe(stop_requested_early)
+        unsubscribe_render = agent.subscribe(renderer)
 
-            def unsubscribe_both() -> None:
-                unsubscribe_stop()
-                unsubscribe_render()
+        def unsubscribe_both() -> None:
+            unsubscribe_stop()
+            unsubscribe_render()
 
-            unsubscribe = unsubscribe_both
-            # The cell shows the run's error as a banner; no second copy on stderr.
-            reported = REPORTED_BY_CALLER.set(True)
-            try:
-                result = await agent.prompt(spec.prompt)
-            except asyncio.CancelledError:
-                # kernel interrupt: the Agent aborted and completed the run before re-raising
-                # (docs/events.md#abort); the partial is kept as an aborted message
-                run.stopped = True
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
-                result = last_assistant(agent)
-            except RuntimeError as exc:
-                error = exc
-                renderer.note("banner", f"Error: {exc}")
-            finally:
-                REPORTED_BY_CALLER.reset(reported)
+        unsubscribe = unsubscribe_both
+        # The cell shows the run's error as a banner; no second copy on stderr.
+        reported = REPORTED_BY_CALLER.set(True)
+        try:
+            result = await agent.prompt(spec.prompt, options=options)
+        except asyncio.CancelledError:
+            # kernel interrupt: the Agent aborted and completed the run before re-raising
+            # (docs/events.md#abort); the partial is kept as an aborted message
+            run.stopped = True
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            result = last_assistant(agent)
+        except RuntimeError as exc:
+            error = exc
+            renderer.note("banner", f"Error: {exc}")
+        finally:
+            REPORTED_BY_CALLER.reset(reported)
     finally:
         if unsubscribe is not None:
             unsubscribe()
