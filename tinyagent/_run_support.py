@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import weakref
 from collections.abc import Awaitable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from .agent_types import (
@@ -31,10 +31,16 @@ logger = logging.getLogger("tinyagent.agent_loop")
 
 ABORTED_TEXT = "Request was aborted"
 
-#: Tasks started by ``agent_loop``/``agent_loop_continue``. Cancelling one of them from outside is
-#: an abort request (docs/events.md#abort), so the run converts that cancellation into its signal
-#: instead of dying.
-RUN_TASKS: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+#: The run task, as seen from inside it (each task has its own copy of the context). Cancelling a
+#: run task from outside is an abort request (docs/events.md#abort), so the run converts that
+#: cancellation into its signal instead of dying; tasks it starts (tool calls) see the run task
+#: here, not themselves, and keep ordinary cancellation.
+_RUN_TASK: ContextVar[asyncio.Task[Any] | None] = ContextVar("tinyagent_run_task", default=None)
+
+
+def mark_run_task() -> None:
+    """Called first thing inside a run task."""
+    _RUN_TASK.set(asyncio.current_task())
 
 #: Strong references to tasks we let run on (runs, detached tools) so they are not collected.
 _KEEP_ALIVE: set[asyncio.Task[Any]] = set()
@@ -162,7 +168,7 @@ def absorb_external_cancel(signal: asyncio.Event | None) -> bool:
     low-level function gets its ``CancelledError`` back (after the function closed what it opened).
     """
     task = asyncio.current_task()
-    if signal is None or task is None or task not in RUN_TASKS:
+    if signal is None or task is None or _RUN_TASK.get() is not task:
         return False
     signal.set()
     task.uncancel()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from ._run_support import (
@@ -37,6 +38,7 @@ from ._run_support import (
 from .agent_types import (
     STREAM_UPDATE_EVENTS,
     AgentContext,
+    AgentEvent,
     AgentLoopConfig,
     AssistantMessage,
     AssistantMessageEvent,
@@ -63,11 +65,22 @@ async def stream_assistant_response(
     stream: EventStream[Any, Any],
     stream_fn: StreamFn | None = None,
 ) -> AssistantMessage:
-    """Make one LLM call, push its message events, and return the final assistant message.
+    """Make one LLM call, push its message events onto ``stream``, return the final message."""
+    return await assistant_reply(context, config, signal, stream.push, stream_fn)
+
+
+async def assistant_reply(
+    context: AgentContext,
+    config: AgentLoopConfig,
+    signal: asyncio.Event | None,
+    emit: Callable[[AgentEvent], None],
+    stream_fn: StreamFn | None = None,
+) -> AssistantMessage:
+    """Make one LLM call, ``emit`` its message events, and return the final assistant message.
 
     Never raises for provider failures: they come back as an ``error`` message (step 7).
     """
-    call = _Call(context, config, stream)
+    call = _Call(context, config, emit)
     if is_aborted(signal):  # step 0: no request once aborted
         return call.close_aborted(signal)
     watch = AbortWatch(signal)
@@ -142,19 +155,21 @@ def reasoning_effort(level: ThinkingLevel | str | None) -> Any:
 class _Call:
     """The message of one call: started or not, its live partial, and how it gets closed."""
 
-    __slots__ = ("messages", "config", "stream", "partial", "secret")
+    __slots__ = ("messages", "config", "emit", "partial", "secret")
 
-    def __init__(self, context: AgentContext, config: AgentLoopConfig, stream: EventStream) -> None:
+    def __init__(
+        self, context: AgentContext, config: AgentLoopConfig, emit: Callable[[AgentEvent], None]
+    ) -> None:
         self.messages = context.messages
         self.config = config
-        self.stream = stream
+        self.emit = emit
         self.partial: AssistantMessage | None = None  # not None once message_start was pushed
         self.secret: str | None = config.api_key  # scrubbed from error texts
 
     def begin(self, partial: AssistantMessage) -> None:
         self.partial = partial
         self.messages.append(partial)
-        self.stream.push(MessageStartEvent(message=partial))
+        self.emit(MessageStartEvent(message=partial))
 
     def empty_partial(self) -> AssistantMessage:
         model = self.config.model
@@ -164,7 +179,7 @@ class _Call:
 
     async def consume(self, response: Any, signal: asyncio.Event | None) -> AssistantMessage | None:
         """Steps 5-6. Returns the final message, or ``None`` when the signal stopped the reading."""
-        push = self.stream.push
+        push = self.emit
         messages = self.messages
         update_types = _UPDATE_TYPES
         async for event in response:
@@ -200,11 +215,11 @@ class _Call:
             final = _refuse_cut_tool_call(final)
         if self.partial is None:
             self.messages.append(final)
-            self.stream.push(MessageStartEvent(message=final))
+            self.emit(MessageStartEvent(message=final))
         else:
             self.messages[-1] = final
         self.partial = final
-        self.stream.push(MessageEndEvent(message=final))
+        self.emit(MessageEndEvent(message=final))
         return final
 
     def close_failed(self, exc: BaseException) -> AssistantMessage:

@@ -4,9 +4,8 @@
 A run lives on the event loop that started it (docs/architecture.md#event-loops). Everything
 loop-bound (the abort signal, the run task, the stream consumer's future) is made per run, so one
 Agent can serve the kernel loop, a worker-thread loop and a chat panel in turn. The loop's events
-reach the Agent synchronously: the Agent replaces ``push`` on the run's ``EventStream`` with its
-dispatcher, which updates the state first and then calls the listeners in subscription order, with
-no queue in between.
+reach the Agent synchronously: the loop's ``emit`` is the Agent's dispatcher, which updates the
+state first and then calls the listeners in subscription order, with no queue in between.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from ._run_errors import REPORTED_BY_CALLER, AgentRunError, log_run_error
 from ._run_options import RunOptions, pick
 from ._run_options import check as check_options
 from ._run_support import maybe_await
-from .agent_loop import _run_from_prompts, create_agent_stream, start_run
+from .agent_loop import open_run, start_run
 from .agent_types import (
     AfterToolCallFn,
     AgentContext,
@@ -445,17 +444,15 @@ class Agent:
                 messages=list(state.messages),
                 tools=pick(options.tools, state.tools),
             )
-            stream = create_agent_stream()
-            stream.push = make_dispatcher(self, run)  # type: ignore[method-assign,assignment]
             config = self._loop_config(model, options)
             run.model = model
             state.is_streaming = True
             state.stream_message = None
             state.error = None
-            body = _run_from_prompts(
-                prompts or [], context, config, run.signal, stream, self.stream_fn
-            )
-            run.task = start_run(self._drive(run, body), stream)
+            # The loop emits straight into the dispatcher: state first, then the listeners.
+            emit = make_dispatcher(self, run)
+            body = open_run(prompts or [], context, config, run.signal, emit, self.stream_fn)
+            run.task = start_run(self._drive(run, body))
         except BaseException:
             # Nothing started: release the Agent so the next prompt() is not "already processing".
             state.is_streaming = False

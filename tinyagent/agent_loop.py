@@ -2,8 +2,9 @@
 
 Read it top to bottom: ``agent_loop`` / ``agent_loop_continue`` open the run, ``run_loop`` plays
 the turns, ``stream_assistant_response`` makes one LLM call, and ``execute_tool_calls`` (in
-``agent_tool_execution``) runs the tools a reply asked for. The loop emits only through
-``stream.push(...)``; the Agent replaces ``push`` on its stream to get the events synchronously.
+``agent_tool_execution``) runs the tools a reply asked for. Inside, every function takes an
+``emit`` callback and never sees a stream object: ``agent_loop`` passes its ``EventStream``'s
+``push``, the Agent its dispatcher (state, then listeners, synchronously).
 
 Event tree of a run (``U`` prompt, ``A`` assistant, ``R`` tool result, ``upd`` message_update)::
 
@@ -53,21 +54,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._run_support import (
-    RUN_TASKS,
     AbortWatch,
     RunSignal,
     abort_outcome,
     absorb_external_cancel,
     is_aborted,
     keep_alive,
+    mark_run_task,
     maybe_await,
     synthetic_message,
 )
-from ._stream_call import stream_assistant_response
-from .agent_tool_execution import execute_tool_calls
+from ._stream_call import assistant_reply, stream_assistant_response
+from .agent_tool_execution import run_tool_calls
 from .agent_types import (
     AgentContext,
     AgentEndEvent,
+    AgentEvent,
     AgentLoopConfig,
     AgentMessage,
     AgentStartEvent,
@@ -155,7 +157,8 @@ def agent_loop(
     """
     asyncio.get_running_loop()  # raises before anything is made when no loop runs
     stream = create_agent_stream()
-    start_run(_run_from_prompts(list(prompts), context, config, signal, stream, stream_fn), stream)
+    body = open_run(list(prompts), context, config, signal, stream.push, stream_fn)
+    start_run(_ending(body, stream), stream.set_exception)
     return stream
 
 
@@ -169,7 +172,8 @@ def agent_loop_continue(
     check_can_continue(context.messages)
     asyncio.get_running_loop()
     stream = create_agent_stream()
-    start_run(_run_from_prompts([], context, config, signal, stream, stream_fn), stream)
+    body = open_run([], context, config, signal, stream.push, stream_fn)
+    start_run(_ending(body, stream), stream.set_exception)
     return stream
 
 
@@ -181,47 +185,60 @@ def check_can_continue(messages: list[AgentMessage]) -> None:
         raise ValueError("Cannot continue from message role: assistant")
 
 
-def start_run(coro: Awaitable[None], stream: EventStream[Any, Any]) -> asyncio.Task[None]:
+def start_run(
+    coro: Awaitable[Any], on_crash: Callable[[BaseException], None] | None = None
+) -> asyncio.Task[None]:
     """Run ``coro`` as a run task: cancelling it from outside aborts the run
     (docs/events.md#abort)."""
-    task = asyncio.get_running_loop().create_task(_last_resort(coro, stream))
-    RUN_TASKS.add(task)
+    task = asyncio.get_running_loop().create_task(_last_resort(coro, on_crash))
     keep_alive(task)
     return task
 
 
-async def _last_resort(coro: Awaitable[None], stream: EventStream[Any, Any]) -> None:
-    # run_loop closes every failure itself; this only catches a push() that keeps raising.
+async def _last_resort(
+    coro: Awaitable[Any], on_crash: Callable[[BaseException], None] | None
+) -> None:
+    mark_run_task()
+    # The loop closes every failure itself; this only catches an emit() that keeps raising.
     try:
         await coro
     except BaseException as exc:
         logger.exception("agent run failed outside the loop's own error handling")
-        stream.set_exception(exc)
+        if on_crash is not None:
+            on_crash(exc)
         if not isinstance(exc, Exception):
             raise
 
 
-async def _run_from_prompts(
+async def _ending(body: Awaitable[list[AgentMessage]], stream: EventStream[Any, Any]) -> None:
+    """Await a run and hand its new messages to ``stream`` as its result."""
+    stream.end(await body)
+
+
+async def open_run(
     prompts: list[AgentMessage],
     context: AgentContext,
     config: AgentLoopConfig,
     signal: asyncio.Event | None,
-    stream: EventStream[Any, Any],
+    emit: Callable[[AgentEvent], None],
     stream_fn: StreamFn | None,
-) -> None:
+) -> list[AgentMessage]:
+    """A whole run: ``emit`` its events, return its new messages."""
     # Every run has a signal, so that cancelling its task can become an abort.
     signal = signal if signal is not None else RunSignal()
-    stream.push(AgentStartEvent())
-    stream.push(TurnStartEvent())
+    emit(AgentStartEvent())
+    emit(TurnStartEvent())
     for prompt in prompts:
-        stream.push(MessageStartEvent(message=prompt))
-        stream.push(MessageEndEvent(message=prompt))
+        emit(MessageStartEvent(message=prompt))
+        emit(MessageEndEvent(message=prompt))
     current = AgentContext(
         system_prompt=context.system_prompt,
         messages=[*context.messages, *prompts],
         tools=context.tools,
     )
-    await run_loop(current, list(prompts), config, signal, stream, stream_fn)
+    new_messages = list(prompts)
+    await play_turns(current, new_messages, config, signal, emit, stream_fn)
+    return new_messages
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,8 +249,8 @@ async def _run_from_prompts(
 class _RunControl:
     """What the turns need to know besides the messages: why the run must close, if it must."""
 
-    def __init__(self, stream: EventStream[Any, Any], signal: asyncio.Event | None) -> None:
-        self.stream = stream
+    def __init__(self, emit: Callable[[AgentEvent], None], signal: asyncio.Event | None) -> None:
+        self.emit = emit
         self.signal = signal
         self.turn_open = True  # run_loop starts inside turn 1
         self.ended = False
@@ -245,20 +262,19 @@ class _RunControl:
 
     def start_turn(self) -> None:
         self.turn_open = True
-        self.stream.push(TurnStartEvent())
+        self.emit(TurnStartEvent())
 
     def end_turn(self, message: AgentMessage, tool_results: list[ToolResultMessage]) -> None:
         self.turn_open = False
-        self.stream.push(TurnEndEvent(message=message, tool_results=tool_results))
+        self.emit(TurnEndEvent(message=message, tool_results=tool_results))
 
     def announce(self, message: AgentMessage) -> None:
-        self.stream.push(MessageStartEvent(message=message))
-        self.stream.push(MessageEndEvent(message=message))
+        self.emit(MessageStartEvent(message=message))
+        self.emit(MessageEndEvent(message=message))
 
     def end_run(self, new_messages: list[AgentMessage]) -> None:
         self.ended = True
-        self.stream.push(AgentEndEvent(messages=new_messages))
-        self.stream.end(new_messages)
+        self.emit(AgentEndEvent(messages=new_messages))
 
     async def guarded(self, label: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Await user code (polls, ``should_stop_after_turn``) without trusting it to stop."""
@@ -297,12 +313,27 @@ async def run_loop(
     stream: EventStream[Any, Any],
     stream_fn: StreamFn | None = None,
 ) -> None:
-    """Play turns until the model is done, then push ``agent_end`` (docs/events.md#run-structure).
+    """Play turns onto ``stream`` until the model is done; its result is ``new_messages``."""
+    try:
+        await play_turns(current_context, new_messages, config, signal, stream.push, stream_fn)
+    finally:
+        stream.end(new_messages)
 
-    The caller has pushed ``agent_start`` and the first ``turn_start``. Never raises for provider,
+
+async def play_turns(
+    current_context: AgentContext,
+    new_messages: list[AgentMessage],
+    config: AgentLoopConfig,
+    signal: asyncio.Event | None,
+    emit: Callable[[AgentEvent], None],
+    stream_fn: StreamFn | None = None,
+) -> None:
+    """Play turns until the model is done, then emit ``agent_end`` (docs/events.md#run-structure).
+
+    The caller has emitted ``agent_start`` and the first ``turn_start``. Never raises for provider,
     tool, hook or poll failures: they become messages, and every path ends with one ``agent_end``.
     """
-    run = _RunControl(stream, signal)
+    run = _RunControl(emit, signal)
     try:
         await _play_turns(run, current_context, new_messages, config, signal, stream_fn)
     except BaseException as exc:
@@ -351,9 +382,7 @@ async def _play_turns(
                 _announce_reply(run, context, reply)
             else:
                 # When aborted, this answers with the synthetic aborted message, no request sent.
-                reply = await stream_assistant_response(
-                    context, config, signal, run.stream, stream_fn
-                )
+                reply = await assistant_reply(context, config, signal, run.emit, stream_fn)
                 calls += 1
             new_messages.append(reply)
             if reply.stop_reason in _TERMINAL_STOP_REASONS:
@@ -364,11 +393,11 @@ async def _play_turns(
             async def poll_after_tools() -> list[AgentMessage]:  # poll 2, inside the batch
                 return await run.poll("get_steering_messages", get_steering)
 
-            batch = await execute_tool_calls(
+            batch = await run_tool_calls(
                 context.tools,
                 reply,
                 signal,
-                run.stream,
+                run.emit,
                 poll_after_tools if get_steering is not None else None,
                 config.before_tool_call,
                 config.after_tool_call,

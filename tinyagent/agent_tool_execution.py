@@ -33,6 +33,7 @@ from ._tool_functions import as_async_execute
 from ._tool_validation import ToolArgumentsError, validate_tool_arguments
 from .agent_types import (
     AfterToolCallFn,
+    AgentEvent,
     AgentMessage,
     AgentTool,
     AgentToolResult,
@@ -110,13 +111,34 @@ async def execute_tool_calls(
     before_tool_call: BeforeToolCallFn | None = None,
     after_tool_call: AfterToolCallFn | None = None,
 ) -> ToolExecutionResult:
-    """Run every tool call of ``assistant_message`` concurrently and report in call order
-    (docs/events.md#tool-batch)."""
+    """Run every tool call of ``assistant_message``, pushing the events onto ``stream``."""
+    return await run_tool_calls(
+        tools,
+        assistant_message,
+        signal,
+        stream.push,
+        get_steering_messages,
+        before_tool_call,
+        after_tool_call,
+    )
+
+
+async def run_tool_calls(
+    tools: list[AgentTool] | None,
+    assistant_message: AssistantMessage,
+    signal: asyncio.Event | None,
+    emit: Callable[[AgentEvent], None],
+    get_steering_messages: Callable[[], Awaitable[list[AgentMessage]]] | None = None,
+    before_tool_call: BeforeToolCallFn | None = None,
+    after_tool_call: AfterToolCallFn | None = None,
+) -> ToolExecutionResult:
+    """Run every tool call of ``assistant_message`` concurrently, ``emit`` the events, and report
+    in call order (docs/events.md#tool-batch)."""
     calls = [b for b in assistant_message.content if isinstance(b, ToolCallContent)]
     if not calls:
         return ToolExecutionResult()
     for call in calls:
-        stream.push(
+        emit(
             ToolExecutionStartEvent(
                 tool_call_id=call.id or "", tool_name=call.name or "", args=call.arguments
             )
@@ -127,7 +149,7 @@ async def execute_tool_calls(
     tasks = [
         loop.create_task(
             _run_call(
-                call, _find_tool(tools, call.name), signal, stream, before_tool_call, finished, i
+                call, _find_tool(tools, call.name), signal, emit, before_tool_call, finished, i
             )
         )
         for i, call in enumerate(calls)
@@ -164,7 +186,7 @@ async def execute_tool_calls(
             message = await _apply_after_hook(after_tool_call, call, message)
         if message is not original:  # replaced by the after hook
             result = AgentToolResult(message.content, message.details, message.terminate)
-        stream.push(
+        emit(
             ToolExecutionEndEvent(
                 tool_call_id=call.id or "",
                 tool_name=call.name or "",
@@ -174,8 +196,8 @@ async def execute_tool_calls(
                 exception=exception,
             )
         )
-        stream.push(MessageStartEvent(message=message))
-        stream.push(MessageEndEvent(message=message))
+        emit(MessageStartEvent(message=message))
+        emit(MessageEndEvent(message=message))
         results.append(message)
     if caller_cancelled:
         raise asyncio.CancelledError
@@ -272,14 +294,14 @@ async def _run_call(
     call: ToolCallContent,
     tool: AgentTool | None,
     signal: asyncio.Event | None,
-    stream: EventStream[Any, Any],
+    emit: Callable[[AgentEvent], None],
     before_tool_call: BeforeToolCallFn | None,
     finished: list[bool],
     index: int,
 ) -> _Outcome:
     """validate → before_tool_call → execute, for one call; failures become error outcomes."""
     try:
-        return await _run_call_steps(call, tool, signal, stream, before_tool_call, finished, index)
+        return await _run_call_steps(call, tool, signal, emit, before_tool_call, finished, index)
     finally:
         finished[index] = True  # on_update calls after this are ignored
 
@@ -288,7 +310,7 @@ async def _run_call_steps(
     call: ToolCallContent,
     tool: AgentTool | None,
     signal: asyncio.Event | None,
-    stream: EventStream[Any, Any],
+    emit: Callable[[AgentEvent], None],
     before_tool_call: BeforeToolCallFn | None,
     finished: list[bool],
     index: int,
@@ -318,7 +340,7 @@ async def _run_call_steps(
 
     def on_update(partial_result: AgentToolResult) -> None:
         if not finished[index]:
-            stream.push(
+            emit(
                 ToolExecutionUpdateEvent(
                     tool_call_id=call.id or "",
                     tool_name=name or "",
