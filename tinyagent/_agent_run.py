@@ -13,7 +13,7 @@ import inspect
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from ._run_support import RunSignal
@@ -177,3 +177,65 @@ def normalize_input(input: Any, images: list[ImageContent] | None) -> list[Agent
             raise ValueError("prompt() needs at least one message; use continue_() to continue")
         return list(input)
     return [input]
+
+
+async def run_events(run: Run) -> AsyncGenerator[AgentEvent, None]:
+    """``Agent.stream()``: a run's events as the listeners get them; closing early aborts it."""
+    outbox = run.outbox
+    assert outbox is not None and run.task is not None
+    ended = False
+    try:
+        while True:
+            while outbox:
+                event = outbox.popleft()
+                ended = event.type == "agent_end"
+                yield event
+                if ended:
+                    return
+            if run.task.done():
+                return
+            run.waiter = run.loop.create_future()
+            try:
+                await run.waiter
+            finally:
+                run.waiter = None
+    finally:
+        # Closed early (aclose(), break): abort; either way the run's cleanup is awaited.
+        if not run.task.done():
+            if not ended:
+                abort_run(run)
+            await asyncio.wait({run.task})
+
+
+async def text_pieces(events: AsyncGenerator[AgentEvent, None]) -> AsyncGenerator[str, None]:
+    """``Agent.stream_text()``: each ``text_delta``; from a provider that sends no deltas, each
+    text block's full text at its ``text_end``."""
+    seen = 0  # characters of the current assistant message already yielded
+    saw_delta = False
+    try:
+        async for event in events:
+            if event.type == "message_start":
+                seen, saw_delta = 0, False
+                continue
+            if event.type != "message_update" or not isinstance(event.message, AssistantMessage):
+                continue
+            inner = event.assistant_message_event
+            if inner is not None and inner.type == "text_delta":
+                saw_delta = True
+                if inner.delta:
+                    seen += len(inner.delta)
+                    yield inner.delta
+            elif not saw_delta and inner is not None and inner.type == "text_end":
+                # A provider without text_delta events: yield the block's text at its end.
+                # (The live partial may run ahead of a queued event, so it is not read here.)
+                text = inner.content if isinstance(inner.content, str) else ""
+                text = text or _text_of(event.message)[seen:]
+                if text:
+                    seen += len(text)
+                    yield text
+    finally:
+        await events.aclose()
+
+
+def _text_of(message: AssistantMessage) -> str:
+    return "".join(b.text for b in message.content if isinstance(b, TextContent) and b.text)

@@ -27,6 +27,8 @@ from ._agent_run import (
     normalize_input,
     on_loop,
     queue_take,
+    run_events,
+    text_pieces,
 )
 from ._run_errors import REPORTED_BY_CALLER, AgentRunError, log_run_error
 from ._run_options import RunOptions, pick
@@ -36,7 +38,6 @@ from .agent_loop import open_run, start_run
 from .agent_types import (
     AfterToolCallFn,
     AgentContext,
-    AgentEndEvent,
     AgentEvent,
     AgentLoopConfig,
     AgentMessage,
@@ -345,30 +346,12 @@ class Agent:
         """The events of a ``prompt()`` run, as listeners get them. Closing it early aborts."""
         prompts = normalize_input(input, images)
         run = self._begin_run(_BUSY_PROMPT, prompts, outbox=True, options=options)
-        outbox = run.outbox
-        assert outbox is not None and run.task is not None
-        ended = False
+        events = run_events(run)
         try:
-            while True:
-                while outbox:
-                    event = outbox.popleft()
-                    ended = isinstance(event, AgentEndEvent)
-                    yield event
-                    if ended:
-                        return
-                if run.task.done():
-                    return
-                run.waiter = run.loop.create_future()
-                try:
-                    await run.waiter
-                finally:
-                    run.waiter = None
+            async for event in events:
+                yield event
         finally:
-            # Closed early (aclose(), break): abort; either way the run's cleanup is awaited.
-            if not run.task.done():
-                if not ended:
-                    abort_run(run)
-                await asyncio.wait({run.task})
+            await events.aclose()
 
     async def stream_text(
         self,
@@ -379,32 +362,10 @@ class Agent:
     ) -> AsyncGenerator[str, None]:
         """The reply's text as it streams: each ``text_delta``; from a provider that sends no
         deltas, each text block's full text at its ``text_end``."""
-        events = self.stream(input, images, options=options)
-        seen = 0  # characters of the current assistant message already yielded
-        saw_delta = False
+        events = text_pieces(self.stream(input, images, options=options))
         try:
-            async for event in events:
-                if event.type == "message_start":
-                    seen, saw_delta = 0, False
-                    continue
-                if event.type != "message_update" or not isinstance(
-                    event.message, AssistantMessage
-                ):
-                    continue
-                inner = event.assistant_message_event
-                if inner is not None and inner.type == "text_delta":
-                    saw_delta = True
-                    if inner.delta:
-                        seen += len(inner.delta)
-                        yield inner.delta
-                elif not saw_delta and inner is not None and inner.type == "text_end":
-                    # A provider without text_delta events: yield the block's text at its end.
-                    # (The live partial may run ahead of a queued event, so it is not read here.)
-                    text = inner.content if isinstance(inner.content, str) else ""
-                    text = text or extract_text(event.message)[seen:]
-                    if text:
-                        seen += len(text)
-                        yield text
+            async for piece in events:
+                yield piece
         finally:
             await events.aclose()
 
