@@ -367,25 +367,15 @@ async def _play_turns(
                 new_messages.append(message)
             pending = []
 
-            # One assistant message per turn: closing, turn limit, or a real LLM call.
-            if run.failure is not None:
-                reply = synthetic_message(config, "error", run.failure)
-                _announce_reply(run, context, reply)
-            elif (
-                config.max_turns is not None
-                and calls >= config.max_turns
-                and not is_aborted(signal)
-            ):
-                reply = synthetic_message(
-                    config, "error", f"turn limit reached (max_turns={config.max_turns})"
-                )
-                _announce_reply(run, context, reply)
-            else:
-                # When aborted, this answers with the synthetic aborted message, no request sent.
-                reply = await assistant_reply(context, config, signal, run.emit, stream_fn)
-                calls += 1
+            # One assistant message per turn: the run's closing message, or a real LLM call.
+            closing = _closing_message(run, config, calls)
+            if closing is not None:
+                _close(run, context, new_messages, closing)
+                return
+            reply = await assistant_reply(context, config, signal, run.emit, stream_fn)
+            calls += 1
             new_messages.append(reply)
-            if reply.stop_reason in _TERMINAL_STOP_REASONS:
+            if reply.stop_reason in _TERMINAL_STOP_REASONS:  # provider error, abort mid-stream
                 run.end_turn(reply, [])
                 run.end_run(new_messages)
                 return
@@ -446,9 +436,36 @@ async def _play_turns(
     run.end_run(new_messages)
 
 
-def _announce_reply(run: _RunControl, context: AgentContext, reply: AssistantMessage) -> None:
+def _closing_message(
+    run: _RunControl, config: AgentLoopConfig, calls: int
+) -> AssistantMessage | None:
+    """The message that ends the run without asking the model, or ``None`` to ask it."""
+    if run.failure is not None:  # a poll or hook failed
+        return synthetic_message(config, "error", run.failure)
+    if is_aborted(run.signal):  # an abort (or a failed listener) while tools, polls or hooks ran
+        return synthetic_message(config, *abort_outcome(run.signal))
+    if config.max_turns is not None and calls >= config.max_turns:
+        return synthetic_message(
+            config, "error", f"turn limit reached (max_turns={config.max_turns})"
+        )
+    return None
+
+
+def _close(
+    run: _RunControl,
+    context: AgentContext,
+    new_messages: list[AgentMessage],
+    reply: AssistantMessage,
+) -> None:
+    """End the run with one last turn holding ``reply``, made without contacting the model
+    (the one place that makes a closing turn; docs/events.md#orders)."""
+    if not run.turn_open:
+        run.start_turn()
     context.messages.append(reply)
     run.announce(reply)
+    new_messages.append(reply)
+    run.end_turn(reply, [])
+    run.end_run(new_messages)
 
 
 def _close_after_crash(
@@ -464,11 +481,5 @@ def _close_after_crash(
         logger.exception("unexpected error in the agent loop")
         reply = synthetic_message(config, "error", f"{type(exc).__name__}: {exc}")
     else:
-        stop_reason, text = abort_outcome(run.signal)
-        reply = synthetic_message(config, stop_reason, text)
-    if not run.turn_open:
-        run.start_turn()
-    _announce_reply(run, context, reply)
-    new_messages.append(reply)
-    run.end_turn(reply, [])
-    run.end_run(new_messages)
+        reply = synthetic_message(config, *abort_outcome(run.signal))
+    _close(run, context, new_messages, reply)
