@@ -1,13 +1,15 @@
 """The asyncio side of the Rust core's batch interface (docs/design.md).
 
-One ``Notifier`` per running event loop is registered with ``loop.add_reader`` while any stream of
-that loop is attached. When its fd becomes readable the :class:`_LoopDispatcher` asks it which
-streams have new events (``take_ready()``) and wakes them; each stream drains its handle in one call
-(a list of compact 4-tuples) and applies the whole batch to its single live partial
+``drain()`` batches are the one way the package reads the core's handles. One ``Notifier`` per
+running event loop is registered with ``loop.add_reader`` while any stream of that loop is attached
+(a loop without ``add_reader``, such as Windows' Proactor, gets one watcher thread per loop blocked
+in ``Notifier.wait`` instead). When it fires, the :class:`_LoopDispatcher` asks it which streams
+have new events (``take_ready()``) and wakes them; each stream drains its handle in one call (a list
+of compact 4-tuples) and applies the whole batch to its single live partial
 (:class:`PartialBuilder`), so nothing waits in a thread pool (R11) and no JSON crosses the boundary
-per token (R9). Handles that offer only the blocking ``next_event()``/``result()`` pair (test
-stand-ins, or a loop without ``add_reader``) are driven from a dedicated thread per stream
-(:class:`HandleWorker`), never from the default executor.
+per token (R9). Only foreign handles that offer just the blocking ``next_event()``/``result()``
+pair (the public ``AlchemyStreamResponse(_handle=...)`` seam) are driven from a dedicated thread
+per stream (:class:`HandleWorker`), never from the default executor.
 """
 
 from __future__ import annotations
@@ -32,10 +34,18 @@ class Notifier(Protocol):
 
     def take_ready(self) -> list[int]: ...
 
+    # ``wait(timeout) -> bool`` (the core's Notifier has it) is needed only on loops that cannot
+    # watch the fd; see _LoopDispatcher._watch_in_thread.
+
 
 # --------------------------------------------------------------------------------------------
 # One Notifier per event loop
 # --------------------------------------------------------------------------------------------
+
+
+#: How long the watcher thread of a loop without ``add_reader`` blocks in ``Notifier.wait`` before
+#: checking whether it is still wanted.
+WATCH_SLICE_SECONDS = 0.5
 
 
 class _LoopDispatcher:
@@ -52,11 +62,18 @@ class _LoopDispatcher:
         self._tokens = itertools.count(1)
         self._loop_ref: weakref.ReferenceType[asyncio.AbstractEventLoop] | None = None
 
+        # The watcher thread of a loop without add_reader: set while it runs; its Event is set by
+        # the loop once it has taken the tokens the thread reported (so it does not spin).
+        self._watcher: threading.Event | None = None
+
     def add(self, stream: BatchEventSource, loop: asyncio.AbstractEventLoop) -> int:
         token = next(self._tokens)
         self._streams[token] = stream
         if self._loop_ref is None:
-            loop.add_reader(self._fd, self._on_readable)
+            if self._fd >= 0 and loop_supports_readers(loop):
+                loop.add_reader(self._fd, self._on_readable)
+            else:
+                self._watch_in_thread(loop)
             self._loop_ref = weakref.ref(loop)
         return token
 
@@ -68,15 +85,47 @@ class _LoopDispatcher:
     def _stop_reading(self) -> None:
         loop = self._loop_ref() if self._loop_ref is not None else None
         self._loop_ref = None
-        if loop is not None and not loop.is_closed():
+        if self._watcher is not None:
+            self._watcher.set()  # lets the thread see it is no longer wanted
+            self._watcher = None
+        elif loop is not None and not loop.is_closed():
             loop.remove_reader(self._fd)
 
+    def _watch_in_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake ``loop`` from a thread blocked in ``Notifier.wait``: one thread per loop (not per
+        stream), exiting once the loop's last stream has ended."""
+        taken = threading.Event()
+        self._watcher = taken
+        wait = self.notifier.wait  # type: ignore[attr-defined]
+
+        def watch() -> None:
+            while self._watcher is taken and not loop.is_closed():
+                ready = wait(WATCH_SLICE_SECONDS)
+                if self._watcher is not taken:
+                    return  # replaced or stopped while waiting
+                # Nothing ready but no stream left (collected ones leave the weak dictionary
+                # without calling remove): a visit to the loop stops the watching there.
+                if not ready and self._streams:
+                    continue
+                taken.clear()
+                try:
+                    loop.call_soon_threadsafe(self._on_readable)
+                except RuntimeError:  # the loop is closed: nobody is waiting any more
+                    return
+                taken.wait()
+
+        threading.Thread(target=watch, name="tinyagent-notifier", daemon=True).start()
+
     def _on_readable(self) -> None:
+        watcher = self._watcher
         try:
             tokens = self.notifier.take_ready()
         except Exception:
             logger.exception("Notifier.take_ready() failed")
             return
+        finally:
+            if watcher is not None:
+                watcher.set()
         for token in tokens:
             stream = self._streams.get(token)
             if stream is not None:

@@ -1,10 +1,12 @@
-"""The live partial of one stream: drained 4-tuples applied to one ``AssistantMessage``.
+"""The live partial of one stream: 4-tuples applied to one ``AssistantMessage``.
 
-One partial object per stream (docs/architecture.md#partial), updated in place once per
-delivered batch; text grows by amortised appends (O(n) for a whole reply); the best-effort
-``arguments`` of a streaming tool call are recomputed only while ``partial_json`` is at most
-64 KiB. Events are built without validation. The tuple shapes are those of ``drain()`` in
-docs/design.md.
+The one builder of a streaming reply's partial in the package: the built-in provider feeds it the
+batches drained from the Rust core, the proxy client and ``ScriptedStreamFn`` feed it one tuple per
+event (:meth:`PartialBuilder.feed`), so the test double cannot drift from the real path. One
+partial object per stream (docs/architecture.md#partial), updated in place once per delivered
+batch; text grows by amortised appends (O(n) for a whole reply); the best-effort ``arguments`` of a
+streaming tool call follow :func:`best_effort_arguments`. Events are built without validation. The
+tuple shapes are those of ``drain()`` in docs/design.md.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from tinyagent._constants import BEST_EFFORT_ARGUMENTS_LIMIT
 from tinyagent.agent_types import (
     AssistantMessage,
     AssistantMessageEvent,
@@ -24,10 +27,7 @@ from tinyagent.agent_types import (
 
 logger = logging.getLogger("tinyagent.alchemy_provider")
 
-#: Best-effort ``arguments`` of a streaming tool call are recomputed only up to this many
-#: characters of ``partial_json`` (docs/architecture.md#partial); above it they stay ``{}`` until
-#: the call ends.
-BEST_EFFORT_ARGUMENTS_LIMIT = 64 * 1024
+__all__ = ["BEST_EFFORT_ARGUMENTS_LIMIT", "BatchItem", "PartialBuilder", "best_effort_arguments"]
 
 BatchItem = tuple[str, int | None, Any, Any]
 
@@ -86,23 +86,56 @@ def _delta_event(
     return event
 
 
-def best_effort_arguments(partial_json: str) -> dict[str, Any]:
-    """Arguments of an unfinished tool call: the JSON object so far, closing open braces, else ``{}``.
+def parse_partial_object(text: object) -> dict[str, Any] | None:
+    """The JSON object a possibly unfinished text starts, closing its open braces; else ``None``.
 
-    Same rule as ``parse_streaming_json`` of the proxy (``proxy_event_handlers.py``).
+    The one rule for best-effort tool arguments (also the proxy's public ``parse_streaming_json``).
     """
+    if not isinstance(text, str):
+        return None
     try:
-        value = json.loads(partial_json)
+        value = json.loads(text)
     except ValueError:
-        text = partial_json.strip()
-        missing = text.count("{") - text.count("}")
-        if text.endswith("}") or missing <= 0:
-            return {}
+        stripped = text.strip()
+        missing = stripped.count("{") - stripped.count("}")
+        if stripped.endswith("}") or missing <= 0:
+            return None
         try:
-            value = json.loads(text + "}" * missing)
+            value = json.loads(stripped + "}" * missing)
         except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def best_effort_arguments(partial_json: str) -> dict[str, Any]:
+    """Arguments of an unfinished tool call (docs/architecture.md#partial): the object so far, else
+    ``{}``; ``{}`` as well above :data:`BEST_EFFORT_ARGUMENTS_LIMIT` characters, where re-parsing
+    per delta would make a long argument text cost O(n^2)."""
+    if len(partial_json) > BEST_EFFORT_ARGUMENTS_LIMIT:
+        return {}
+    return parse_partial_object(partial_json) or {}
+
+
+def final_tool_call(call_id: Any, name: Any, raw: str) -> dict[str, Any]:
+    """The ``tool_call_end`` dict of a call whose whole argument text is ``raw``.
+
+    The core's rule (``state::tools::final_arguments``, docs/wire.md#tool-calls), for the streams
+    that assemble calls in Python (proxy, ``ScriptedStreamFn``): blank → ``{}``; an object →
+    itself; anything else → ``{}`` with the raw text kept as ``partial_json`` so argument
+    validation can report it (docs/events.md#argument-validation).
+    """
+    call: dict[str, Any] = {"type": "tool_call", "id": call_id, "name": name, "arguments": {}}
+    if not raw.strip():
+        return call
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        call["arguments"] = value
+    else:
+        call["partial_json"] = raw
+    return call
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,11 +161,20 @@ def _append(block: Any, field: str, pieces: list[str]) -> str:
 class PartialBuilder:
     """Applies drained 4-tuples (docs/design.md) to the stream's live partial and makes events."""
 
-    def __init__(self, partial: AssistantMessage, scrub: Callable[[str], str]) -> None:
+    def __init__(
+        self, partial: AssistantMessage, scrub: Callable[[str], str] | None = None
+    ) -> None:
         self.partial = partial
         self.final: AssistantMessage | None = None
         self.finished = False
         self._scrub = scrub
+
+    def feed(
+        self, kind: str, index: int | None = None, a: Any = None, b: Any = None
+    ) -> AssistantMessageEvent:
+        """Apply one tuple and return its event (streams that deliver one event at a time)."""
+        (item,) = self.apply(((kind, index, a, b),))
+        return self.materialize(item)
 
     def apply(self, batch: Iterable[BatchItem]) -> list[AssistantMessageEvent | BatchItem]:
         """Apply a whole batch to the partial; returns its events in order.
@@ -220,9 +262,16 @@ class PartialBuilder:
         return item  # type: ignore[return-value]
 
     def _final_message(self, raw: Any) -> AssistantMessage:
-        if isinstance(raw, dict) and isinstance(raw.get("error_message"), str):
-            raw = dict(raw, error_message=self._scrub(raw["error_message"]))
-        final = AssistantMessage.model_validate(raw)
+        """The terminal event's message: the core's dict validated (its error text scrubbed), or an
+        ``AssistantMessage`` a Python stream assembled itself, taken as it is."""
+        if isinstance(raw, AssistantMessage):
+            final = raw
+        else:
+            if self._scrub is not None and isinstance(raw, dict):
+                text = raw.get("error_message")
+                if isinstance(text, str):
+                    raw = dict(raw, error_message=self._scrub(text))
+            final = AssistantMessage.model_validate(raw)
         self.final = final
         self.finished = True
         return final
@@ -263,9 +312,6 @@ class PartialBuilder:
                 _append(block, "thinking", pieces)
             elif isinstance(block, ToolCallContent):
                 raw = _append(block, "partial_json", pieces)
-                if len(raw) <= BEST_EFFORT_ARGUMENTS_LIMIT:
-                    block.__dict__["arguments"] = best_effort_arguments(raw)
-                elif block.__dict__.get("arguments"):
-                    block.__dict__["arguments"] = {}
+                block.__dict__["arguments"] = best_effort_arguments(raw)
             else:
                 logger.warning("dropping deltas for content index %s: no open block there", index)

@@ -305,9 +305,9 @@ def _core_notifier_factory() -> Callable[[], Notifier] | None:
 class AlchemyStreamResponse:
     """The ``StreamResponse`` of a core stream handle: async events, ``result()``, ``aclose()``.
 
-    A handle with the batch interface (``attach``/``drain``) is read on the awaiting loop through
-    the bridge, with one live partial per stream (docs/architecture.md#partial). Any other object
-    with ``next_event()``/``result()`` is driven from a dedicated thread, its dict events validated.
+    A handle with ``attach``/``drain`` (every core handle) is read on the awaiting loop through the
+    bridge, with one live partial per stream (docs/architecture.md#partial). Any other object with
+    ``next_event()``/``result()`` (the seam) is driven from a dedicated thread, events validated.
     """
 
     def __init__(
@@ -378,8 +378,9 @@ class AlchemyStreamResponse:
             return None
         if not (hasattr(self._handle, "attach") and hasattr(self._handle, "drain")):
             return None
-        if not loop_supports_readers(asyncio.get_running_loop()):
-            return None
+        loop = asyncio.get_running_loop()  # without add_reader: woken through Notifier.wait
+        if not loop_supports_readers(loop) and not hasattr(self._notifier_factory, "wait"):
+            return None  # a stand-in notifier that cannot do that: next_event() on a thread
         self._batch = BatchEventSource(
             self._handle,
             self._notifier_factory,

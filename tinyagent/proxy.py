@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from ._constants import ABORTED_TEXT
+from ._partial import PartialBuilder
 from .agent_types import (
     AssistantMessage,
     AssistantMessageEvent,
@@ -41,7 +43,6 @@ __all__ = [
 
 logger = logging.getLogger("tinyagent.proxy")
 
-_ABORTED_TEXT = "Request was aborted"
 _NO_TERMINAL_TEXT = "Proxy stream ended without a done or error event"
 _SIGNAL_POLL_SECONDS = 0.1
 _END = object()
@@ -167,19 +168,19 @@ class ProxyStreamResponse:
         partial = self._partial
         partial.stop_reason = stop_reason  # type: ignore[assignment]
         partial.error_message = text
-        self._emit(AssistantMessageEvent(type="error", reason=stop_reason, error=partial))
+        self._emit(PartialBuilder(partial).feed("error", None, stop_reason, partial))
 
     async def _read(self) -> None:
         watcher: asyncio.Task[None] | None = None
         try:
             if _signalled(self.options.signal):
-                self._emit_error(_ABORTED_TEXT, "aborted")
+                self._emit_error(ABORTED_TEXT, "aborted")
                 return
             if self.options.signal is not None:
                 watcher = asyncio.get_running_loop().create_task(self._watch_signal())
             await self._stream()
         except asyncio.CancelledError:
-            self._emit_error(_ABORTED_TEXT, "aborted")
+            self._emit_error(ABORTED_TEXT, "aborted")
             if not self._aborted:
                 raise
         except Exception as exc:

@@ -2,17 +2,19 @@
 (docs/architecture.md#proxy).
 
 ``process_proxy_event`` updates the stream's one partial in place and returns the event to emit,
-or ``None`` for events that produce nothing. Problems are logged under ``tinyagent.proxy``,
-never printed (docs/architecture.md#differences #16).
+or ``None`` for events that produce nothing. It only translates and checks: the partial is changed
+by the package's one builder (``tinyagent._partial.PartialBuilder``), the same one the built-in
+provider uses, so both streams carry the same blocks and best-effort arguments. Problems are
+logged under ``tinyagent.proxy``, never printed (docs/architecture.md#differences #16).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from ._partial import PartialBuilder, final_tool_call, parse_partial_object
 from .agent_types import (
     STOP_REASONS,
     AssistantMessage,
@@ -29,35 +31,15 @@ logger = logging.getLogger("tinyagent.proxy")
 
 ProxyEventHandler = Callable[[JsonObject, AssistantMessage], AssistantMessageEvent | None]
 
-#: Above this size an in-progress tool call's best-effort arguments are not re-parsed per delta,
-#: which would make a long argument text cost O(n^2) (docs/architecture.md#partial); they are set
-#: when the call ends.
-_LIVE_ARGUMENTS_LIMIT = 64 * 1024
-
 _STOP_REASON_ALIASES = {"toolUse": "tool_use", "end_turn": "stop", "max_tokens": "length"}
 
 
 def parse_streaming_json(json_str: str) -> JsonObject | None:
-    """Parse a possibly unfinished JSON object by closing its open braces; ``None`` if it can't."""
-    try:
-        value = json.loads(json_str)
-    except (TypeError, ValueError):
-        value = None
-    if isinstance(value, dict):
-        return value
-    if not isinstance(json_str, str):
-        return None
-    text = json_str.strip()
-    if text.endswith("}"):
-        return None
-    missing = text.count("{") - text.count("}")
-    if missing <= 0:
-        return None
-    try:
-        value = json.loads(text + "}" * missing)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+    """Parse a possibly unfinished JSON object by closing its open braces; ``None`` if it can't.
+
+    The package's one best-effort rule (``tinyagent._partial``), kept here under its 1.2.29 name.
+    """
+    return parse_partial_object(json_str)
 
 
 def process_proxy_event(
@@ -79,11 +61,13 @@ def _index(proxy_event: dict[str, Any]) -> int:
     return value
 
 
-def _put(partial: AssistantMessage, index: int, block: Any) -> None:
-    content = partial.content
-    while len(content) <= index:
-        content.append(None)
-    content[index] = block
+def _feed(
+    partial: AssistantMessage, kind: str, index: int | None = None, a: Any = None, b: Any = None
+) -> AssistantMessageEvent:
+    """Apply one event tuple (docs/design.md#tuples) to ``partial`` with the shared builder.
+
+    A builder per event: it keeps no state of its own besides the partial, which is passed in."""
+    return PartialBuilder(partial).feed(kind, index, a, b)
 
 
 def _slot(partial: AssistantMessage, index: int) -> Any:
@@ -94,25 +78,17 @@ def _fail(partial: AssistantMessage, text: str) -> AssistantMessageEvent:
     logger.warning("proxy stream error: %s", text)
     partial.stop_reason = "error"
     partial.error_message = text
-    return AssistantMessageEvent(type="error", reason="error", error=partial)
+    return _feed(partial, "error", None, "error", partial)
 
 
 def _start(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessageEvent:
-    return AssistantMessageEvent(type="start", partial=partial)
-
-
-def _kind(name: str) -> Any:
-    return name  # one of the text_*/thinking_* event types, built from the block kind
+    return _feed(partial, "start")
 
 
 def _block_start(kind: str) -> ProxyEventHandler:
     def handle(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessageEvent:
-        index = _index(event)
-        block = TextContent(text="") if kind == "text" else ThinkingContent(thinking="")
-        _put(partial, index, block)
-        return AssistantMessageEvent(
-            type=_kind(f"{kind}_start"), content_index=index, partial=partial
-        )
+        # A thinking block starts without a signature here; thinking_end may bring one.
+        return _feed(partial, f"{kind}_start", _index(event))
 
     return handle
 
@@ -129,11 +105,7 @@ def _block_delta(kind: str) -> ProxyEventHandler:
                 f"proxy {kind}_delta for content index {index}, which is not a {kind} block",
             )
         delta = event.get("delta")
-        delta = delta if isinstance(delta, str) else ""
-        setattr(block, kind, (getattr(block, kind) or "") + delta)
-        return AssistantMessageEvent(
-            type=_kind(f"{kind}_delta"), content_index=index, delta=delta, partial=partial
-        )
+        return _feed(partial, f"{kind}_delta", index, delta if isinstance(delta, str) else "")
 
     return handle
 
@@ -151,25 +123,14 @@ def _block_end(kind: str) -> ProxyEventHandler:
         signature = event.get("contentSignature")
         if signature is not None:
             setattr(block, f"{kind}_signature", signature)
-        return AssistantMessageEvent(
-            type=_kind(f"{kind}_end"),
-            content_index=index,
-            content=getattr(block, kind) or "",
-            partial=partial,
-        )
+        # The proxy sends no full text with the end event: the text assembled so far is it.
+        return _feed(partial, f"{kind}_end", index, getattr(block, kind) or "")
 
     return handle
 
 
 def _tool_call_start(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessageEvent:
-    index = _index(event)
-    call = ToolCallContent(
-        id=event.get("id"), name=event.get("toolName"), arguments={}, partial_json=""
-    )
-    _put(partial, index, call)
-    return AssistantMessageEvent(
-        type="tool_call_start", content_index=index, tool_call=call, partial=partial
-    )
+    return _feed(partial, "tool_call_start", _index(event), event.get("id"), event.get("toolName"))
 
 
 def _tool_call_delta(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessageEvent:
@@ -180,13 +141,7 @@ def _tool_call_delta(event: dict[str, Any], partial: AssistantMessage) -> Assist
             partial, f"proxy toolcall_delta for content index {index}, which is not a tool call"
         )
     delta = event.get("delta")
-    delta = delta if isinstance(delta, str) else ""
-    call.partial_json = (call.partial_json or "") + delta
-    if len(call.partial_json) <= _LIVE_ARGUMENTS_LIMIT:
-        call.arguments = parse_streaming_json(call.partial_json) or {}
-    return AssistantMessageEvent(
-        type="tool_call_delta", content_index=index, delta=delta, partial=partial
-    )
+    return _feed(partial, "tool_call_delta", index, delta if isinstance(delta, str) else "")
 
 
 def _tool_call_end(
@@ -197,19 +152,9 @@ def _tool_call_end(
     if not isinstance(call, ToolCallContent):
         logger.warning("proxy toolcall_end for content index %d, which is not a tool call", index)
         return None
-    raw = call.partial_json or ""
-    try:
-        parsed = json.loads(raw) if raw else {}
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        call.arguments, call.partial_json = parsed, None
-    else:  # keep the raw text so validation can report it (docs/events.md#argument-validation)
-        call.arguments = {}
-        call.partial_json = raw
-    return AssistantMessageEvent(
-        type="tool_call_end", content_index=index, tool_call=call, partial=partial
-    )
+    # The proxy sends no final arguments: they are the assembled text, parsed by the core's rule.
+    finished = final_tool_call(call.id, call.name, call.partial_json or "")
+    return _feed(partial, "tool_call_end", index, finished)
 
 
 def _done(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessageEvent:
@@ -225,7 +170,7 @@ def _done(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessageE
     usage = event.get("usage")
     if isinstance(usage, dict):
         partial.usage = usage
-    return AssistantMessageEvent(type="done", reason=stop_reason, message=partial)
+    return _feed(partial, "done", None, stop_reason, partial)
 
 
 def _error(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessageEvent:
@@ -239,7 +184,7 @@ def _error(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessage
     usage = event.get("usage")
     if isinstance(usage, dict):
         partial.usage = usage
-    return AssistantMessageEvent(type="error", reason=stop_reason, error=partial)
+    return _feed(partial, "error", None, stop_reason, partial)
 
 
 _HANDLERS: dict[str, ProxyEventHandler] = {

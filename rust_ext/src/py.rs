@@ -253,8 +253,7 @@ fn launch(
     }
     match plan.api {
         ApiKind::OpenAiCompletions | ApiKind::MiniMaxCompletions => {
-            let sink = transport::sink::new_sink(&plan, started);
-            transport::spawn(plan, sink, queue, token);
+            transport::spawn(plan, started, queue, token);
             Ok(())
         }
         ApiKind::AnthropicMessages => crate::anthropic::spawn(plan, started, queue, token),

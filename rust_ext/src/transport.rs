@@ -2,7 +2,7 @@
 //! one shared runtime and client, a cancellation token per stream raced against every await (R1),
 //! the timeouts of R2, HTTP-status handling (docs/wire.md#error-messages) and the retries of R17
 //! (R-numbers: docs/wire.md#requirements). Bytes go to the
-//! SSE reader and the chunk state machine; their events go to the stream's [`StreamQueue`].
+//! SSE reader and the chunk state machine (`state::ChunkProcessor`, built in `sink.rs`); their events go to the stream's [`StreamQueue`].
 
 pub mod client;
 pub mod errors;
@@ -17,8 +17,9 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use tokio_util::sync::CancellationToken;
 
-use crate::sse::{SseEvent, SseReader};
-use crate::types::{scrub_key, Block, ErrorReason, Event, MessageState, RequestPlan, StopReason};
+use crate::sse::SseReader;
+use crate::state::{ChunkProcessor, Flow};
+use crate::types::{scrub_key, Block, ErrorReason, Event, RequestPlan, StopReason};
 use queue::{Queued, StreamQueue};
 
 pub use client::runtime;
@@ -33,34 +34,13 @@ const JSON_BODY_LIMIT: usize = 64 * 1024 * 1024;
 const TRAILER_GRACE: Duration = Duration::from_millis(250);
 const TRAILER_LIMIT: usize = 64 * 1024;
 
-/// What the transport needs from the chunk state machine (`state::ChunkProcessor`).
-pub trait ChunkSink: Send + Sync {
-    /// 2xx headers arrived: emit `start`.
-    fn start(&mut self, out: &mut Vec<Event>);
-    /// One SSE event; returns true once the stream is finished (`[DONE]` or an error).
-    fn on_sse_event(&mut self, event: &SseEvent, out: &mut Vec<Event>) -> bool;
-    /// A 2xx `application/json` body (docs/wire.md#json-replies).
-    fn on_json_body(&mut self, body: &[u8], out: &mut Vec<Event>);
-    /// The body ended without `[DONE]`.
-    fn on_end_of_body(&mut self, out: &mut Vec<Event>);
-    /// End the stream with `error` (open blocks closed, context-overflow wrapping applied).
-    fn fail(&mut self, reason: ErrorReason, message: String, out: &mut Vec<Event>);
-    fn message(&self) -> &MessageState;
-    /// Log what was tolerated along the way (called once, when the stream is over).
-    fn log_diagnostics(&self) {}
-}
-
 /// Start `plan` on the shared runtime; events go to `queue` until exactly one terminal event.
-pub fn spawn(
-    plan: RequestPlan,
-    sink: Box<dyn ChunkSink>,
-    queue: Arc<StreamQueue>,
-    token: CancellationToken,
-) {
+pub fn spawn(plan: RequestPlan, started: i64, queue: Arc<StreamQueue>, token: CancellationToken) {
+    let machine = sink::new_machine(&plan, started);
     let driver = Driver {
         url: plan.url.clone(),
         plan,
-        sink,
+        machine,
         queue,
         token,
         out: Vec::new(),
@@ -97,7 +77,8 @@ enum ReadError {
 struct Driver {
     plan: RequestPlan,
     url: String,
-    sink: Box<dyn ChunkSink>,
+    /// The chunk state machine of this request (owned, no trait object: it has one kind).
+    machine: ChunkProcessor,
     queue: Arc<StreamQueue>,
     token: CancellationToken,
     out: Vec<Event>,
@@ -266,7 +247,7 @@ impl Driver {
     }
 
     async fn read_response(mut self, mut response: reqwest::Response) {
-        self.sink.start(&mut self.out);
+        self.machine.start(&mut self.out);
         self.flush();
         let is_json = response
             .headers()
@@ -280,7 +261,7 @@ impl Driver {
         if is_json {
             return match self.read_limited(response, JSON_BODY_LIMIT).await {
                 Ok(body) => {
-                    self.sink.on_json_body(&body, &mut self.out);
+                    self.machine.on_json_body(&body, &mut self.out);
                     self.flush();
                 }
                 Err(ReadError::Aborted) => self.abort(),
@@ -301,7 +282,7 @@ impl Driver {
             };
             let mut finished = false;
             for event in sse_events.drain(..) {
-                if self.sink.on_sse_event(&event, &mut self.out) {
+                if self.machine.on_sse_event(&event, &mut self.out) == Flow::Finished {
                     finished = true;
                     break;
                 }
@@ -311,7 +292,7 @@ impl Driver {
                     return self.fail(e.to_string());
                 }
                 if chunk.is_none() {
-                    self.sink.on_end_of_body(&mut self.out);
+                    self.machine.on_end_of_body(&mut self.out);
                     finished = true;
                 }
             }
@@ -346,7 +327,7 @@ impl Driver {
         if self.out.is_empty() {
             return;
         }
-        let message = self.sink.message();
+        let message = self.machine.message();
         let retried = self.retries;
         let mut terminal = false;
         let batch: Vec<Queued> = self
@@ -386,19 +367,20 @@ impl Driver {
         if terminal {
             // Before the terminal event is visible, so the records reach Python no later than
             // the caller's next call.
-            self.sink.log_diagnostics();
+            sink::log_diagnostics(&self.machine);
         }
         self.queue.push(batch, final_message);
     }
 
     fn fail(mut self, message: String) {
         let message = scrub_key(&message, self.plan.api_key.as_deref());
-        self.sink.fail(ErrorReason::Error, message, &mut self.out);
+        self.machine
+            .fail(ErrorReason::Error, message, &mut self.out);
         self.flush();
     }
 
     fn abort(mut self) {
-        self.sink.fail(
+        self.machine.fail(
             ErrorReason::Aborted,
             ABORTED_MESSAGE.to_string(),
             &mut self.out,

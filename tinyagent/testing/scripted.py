@@ -2,8 +2,10 @@
 
 ``ScriptedStreamFn`` plays one scripted reply per LLM call and emits the same
 ``AssistantMessageEvent`` sequence a built-in provider does (``start``, ``thinking_*``,
-``text_*``, ``tool_call_*``, then ``done`` or ``error``), on one partial updated in place. It
-records every call's model, context and options, and honours ``options.signal`` and ``aclose()``::
+``text_*``, ``tool_call_*``, then ``done`` or ``error``), on one partial updated in place by the
+same builder the built-in provider feeds (``tinyagent._partial.PartialBuilder``), so the partial
+(text, best-effort tool ``arguments`` mid-stream, final calls) is the real path's. It records
+every call's model, context and options, and honours ``options.signal`` and ``aclose()``::
 
     from tinyagent import Agent, AgentOptions, Model
     from tinyagent.testing.scripted import ScriptedReply, ScriptedStreamFn, ScriptedToolCall
@@ -29,15 +31,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from .._constants import ABORTED_TEXT
+from .._partial import PartialBuilder, final_tool_call
 from ..agent_types import (
     AssistantMessage,
     AssistantMessageEvent,
     Context,
     Model,
     SimpleStreamOptions,
-    TextContent,
-    ThinkingContent,
-    ToolCallContent,
     new_zero_usage,
     now_ms,
 )
@@ -161,6 +162,7 @@ class ScriptedResponse:
             usage=None,
             timestamp=now_ms(),
         )
+        self._builder = PartialBuilder(self.partial)
         self._final: AssistantMessage | None = None
         self._events = self._generate()
 
@@ -192,56 +194,40 @@ class ScriptedResponse:
             await asyncio.sleep(self.reply.delay)
 
     async def _generate(self) -> Any:
-        reply, partial = self.reply, self.partial
-        ev = AssistantMessageEvent
+        # Every event is one tuple of the core's batch shape (docs/design.md#tuples) fed to the
+        # shared builder, which updates the partial exactly as for a real stream.
+        reply, feed = self.reply, self._builder.feed
         for attempt, (reason, delay) in enumerate(reply.retries, start=1):
-            yield ev(type="retry", reason=reason, attempt=attempt, delay=delay, partial=partial)
+            yield feed("retry", None, reason, (attempt, delay))
         if reply.send_start:
-            yield ev(type="start", partial=partial)
-        for block, text in (
-            (ThinkingContent(thinking=""), reply.thinking),
-            (TextContent(text=""), reply.text),
-        ):
+            yield feed("start")
+        for kind, text in (("thinking", reply.thinking), ("text", reply.text)):
             if text is None:
                 continue
-            kind = "thinking" if isinstance(block, ThinkingContent) else "text"
-            index = len(partial.content)
-            partial.content.append(block)
-            yield ev(type=f"{kind}_start", content_index=index, partial=partial)  # type: ignore[arg-type]
+            index = len(self.partial.content)
+            yield feed(f"{kind}_start", index)
             for chunk in _chunks(text, reply.chunk_size):
                 await self._pause()
                 if self._aborted():
                     yield self._abort_event()
                     return
-                setattr(block, kind, getattr(block, kind) + chunk)
-                yield ev(type=f"{kind}_delta", content_index=index, delta=chunk, partial=partial)  # type: ignore[arg-type]
-            yield ev(type=f"{kind}_end", content_index=index, content=text, partial=partial)  # type: ignore[arg-type]
-        calls: list[tuple[int, ToolCallContent, str]] = []
+                yield feed(f"{kind}_delta", index, chunk)
+            yield feed(f"{kind}_end", index, text)
+        calls: list[tuple[int, str, str, str]] = []
         for n, spec in enumerate(reply.tool_calls):
             raw = spec.arguments if isinstance(spec.arguments, str) else json.dumps(spec.arguments)
-            call = ToolCallContent(id=spec.id or f"call_{n + 1}", name=spec.name, partial_json="")
-            index = len(partial.content)
-            partial.content.append(call)
-            calls.append((index, call, raw))
-            start = ToolCallContent(id=call.id, name=call.name)
-            yield ev(type="tool_call_start", content_index=index, tool_call=start, partial=partial)
+            call_id = spec.id or f"call_{n + 1}"
+            index = len(self.partial.content)
+            calls.append((index, call_id, spec.name, raw))
+            yield feed("tool_call_start", index, call_id, spec.name)
             for chunk in _chunks(raw, reply.chunk_size):
                 await self._pause()
                 if self._aborted():
                     yield self._abort_event()
                     return
-                call.partial_json = (call.partial_json or "") + chunk
-                yield ev(type="tool_call_delta", content_index=index, delta=chunk, partial=partial)
-        for index, call, raw in calls:
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                call.arguments, call.partial_json = parsed, None
-            else:  # unparseable: arguments {}, raw text kept (docs/architecture.md#types)
-                call.arguments, call.partial_json = {}, raw
-            yield ev(type="tool_call_end", content_index=index, tool_call=call, partial=partial)
+                yield feed("tool_call_delta", index, chunk)
+        for index, call_id, name, raw in calls:
+            yield feed("tool_call_end", index, final_tool_call(call_id, name, raw))
         if reply.hang:
             await self._wait_for_abort()
             yield self._abort_event()
@@ -252,11 +238,10 @@ class ScriptedResponse:
             self._final = self._finish(self._default_stop_reason())
             return
         if reply.error is not None:
-            final = self._finish("error", reply.error)
-            yield ev(type="error", reason="error", error=final)
+            yield feed("error", None, "error", self._finish("error", reply.error))
             return
         final = self._finish(self._default_stop_reason())
-        yield ev(type="done", reason=final.stop_reason, message=final)
+        yield feed("done", None, final.stop_reason, final)
 
     def _default_stop_reason(self) -> str:
         if self.reply.stop_reason is not None:
@@ -277,8 +262,7 @@ class ScriptedResponse:
         return final
 
     def _abort_event(self) -> AssistantMessageEvent:
-        final = self._finish("aborted", "Request was aborted")
-        return AssistantMessageEvent(type="error", reason="aborted", error=final)
+        return self._builder.feed("error", None, "aborted", self._finish("aborted", ABORTED_TEXT))
 
     async def _wait_for_abort(self) -> None:
         if self.signal is None:

@@ -139,6 +139,8 @@ impl StreamQueue {
 pub struct NotifierCore {
     wake: WakeFd,
     state: Mutex<NotifierState>,
+    /// Signalled with the fd, for a loop that cannot watch the fd ([`NotifierCore::wait`]).
+    ready: Condvar,
 }
 
 #[derive(Default)]
@@ -146,6 +148,9 @@ struct NotifierState {
     tokens: Vec<u64>,
     /// The fd has been written since the last `take_ready`.
     signalled: bool,
+    /// Threads blocked in `wait`: the condvar is notified only then, so the fd-watching loops
+    /// (the usual case) pay no extra syscall per wake-up.
+    waiters: usize,
 }
 
 impl NotifierCore {
@@ -153,6 +158,7 @@ impl NotifierCore {
         Ok(Arc::new(NotifierCore {
             wake: WakeFd::new()?,
             state: Mutex::new(NotifierState::default()),
+            ready: Condvar::new(),
         }))
     }
 
@@ -166,7 +172,24 @@ impl NotifierCore {
         if !state.signalled {
             state.signalled = true;
             self.wake.signal();
+            if state.waiters > 0 {
+                self.ready.notify_all();
+            }
         }
+    }
+
+    /// Block until a token is ready (now or within `timeout`); true if one is. The wake-up of a
+    /// loop without `add_reader` (asyncio's Proactor): one watcher thread per loop waits here
+    /// instead of the selector watching the fd. Stays true until `take_ready` clears it.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.waiters += 1;
+        let (mut state, _) = self
+            .ready
+            .wait_timeout_while(state, timeout, |s| !s.signalled)
+            .unwrap_or_else(|e| e.into_inner());
+        state.waiters -= 1;
+        state.signalled
     }
 
     /// The ready tokens, each once; clears the fd.
@@ -272,15 +295,12 @@ mod wake_fd {
 
 #[cfg(not(unix))]
 mod wake_fd {
-    /// No fd wake-up without a Unix selector loop (asyncio's Proactor has no `add_reader`).
+    /// No fd off Unix (`fileno()` is -1): the loop is woken through `NotifierCore::wait`.
     pub struct WakeFd;
 
     impl WakeFd {
         pub fn new() -> std::io::Result<Self> {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "Notifier needs a Unix platform",
-            ))
+            Ok(WakeFd)
         }
         pub fn read_fd(&self) -> i32 {
             -1
@@ -362,6 +382,27 @@ mod tests {
         let mut tokens = notifier.take_ready();
         tokens.sort();
         assert_eq!(tokens, vec![1, 2]);
+    }
+
+    #[test]
+    fn notifier_wait_returns_once_a_token_is_ready_until_taken() {
+        let notifier = NotifierCore::new().unwrap();
+        let queue = StreamQueue::new();
+        queue.attach(notifier.clone(), 7);
+        assert!(!notifier.wait(Duration::from_millis(10)));
+        let producer = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                queue.push([delta("x")], None);
+            })
+        };
+        assert!(notifier.wait(Duration::from_secs(3)));
+        // Still ready until the loop takes the tokens; then waiting times out again.
+        assert!(notifier.wait(Duration::from_millis(1)));
+        assert_eq!(notifier.take_ready(), vec![7]);
+        assert!(!notifier.wait(Duration::from_millis(10)));
+        producer.join().unwrap();
     }
 
     #[test]
