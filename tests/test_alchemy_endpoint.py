@@ -28,8 +28,9 @@ from tinyagent.agent_types import (
     UserMessage,
 )
 from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
-from tinyagent.notebook import _magics
 from tinyagent.notebook._config import resolve
+from tinyagent.notebook._conversation import Conversation
+from tinyagent.notebook._session import session_for
 from tinyagent.testing import ModelServer, Reply, ScriptedBrain
 
 KEY_VARIABLES = sorted({v for names in PROVIDER_KEY_ENV.values() for v in names})
@@ -138,11 +139,12 @@ def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> InteractiveShell:
         monkeypatch.delenv(name, raising=False)
     sh = InteractiveShell.instance()
     sh.run_line_magic("load_ext", "tinyagent.notebook")
-    magics = _magics._ACTIVE
-    assert magics is not None
-    magics.session.clear()
-    magics.conversations.clear()
-    magics.conversations["default"] = _magics.Conversation("default")
+    session = session_for(sh)
+    assert session is not None
+    session.settings.clear()
+    session.conversations.clear()
+    session.conversations["default"] = Conversation("default")
+    magics = sh.find_cell_magic("agent").__self__
     magics.model = magics.provider = magics.base_url = magics.system = None
     return sh
 

@@ -129,8 +129,8 @@ def test_agent_cells_run_on_the_kernel_loop_with_memory_then_survive_an_interrup
 
     reply, outputs = run_cell(
         client,
-        "from tinyagent.notebook import _magics\n"
-        "conv = _magics._ACTIVE.conversations['default']\n"
+        "from tinyagent.notebook._session import session_for\n"
+        "conv = session_for().conversations['default']\n"
         "print(conv.current.thread, len(conv.agent.state.messages))",
     )
     assert plain(outputs).split() == ["MainThread", "2"], (
@@ -141,7 +141,7 @@ def test_agent_cells_run_on_the_kernel_loop_with_memory_then_survive_an_interrup
     assert reply["status"] == "ok"
     reply, outputs = run_cell(
         client,
-        "body = _magics._ACTIVE.demo_server.requests[-1].body\n"
+        "body = session_for().demo_server.requests[-1].body\n"
         "print(sum(1 for m in body['messages'] if m['role'] == 'user'))",
     )
     assert plain(outputs).strip() == "2", "the second cell continued the conversation"
@@ -161,7 +161,7 @@ def test_agent_cells_run_on_the_kernel_loop_with_memory_then_survive_an_interrup
     assert "[stopped]" in text and "slow words" in text, text
     reply, outputs = run_cell(
         client,
-        "last = _magics._ACTIVE.conversations['slow'].agent.state.messages[-1]\n"
+        "last = session_for().conversations['slow'].agent.state.messages[-1]\n"
         "print(last.stop_reason, bool(last.content))",
     )
     assert plain(outputs).split() == ["aborted", "True"], "the partial is kept as aborted"
@@ -179,8 +179,8 @@ def test_run_cell_magic_from_code_streams_live_from_the_worker_loop_and_interrup
     reply, outputs = run_cell(
         client,
         "get_ipython().run_cell_magic('agent', '', 'Hello from code')\n"
-        "from tinyagent.notebook import _magics\n"
-        "print(_magics._ACTIVE.conversations['default'].current.thread)",
+        "from tinyagent.notebook._session import session_for\n"
+        "print(session_for().conversations['default'].current.thread)",
     )
     assert reply["status"] == "ok", plain(outputs)
     kinds = [m["msg_type"] for m in outputs]

@@ -15,41 +15,24 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from support.notebook_fakes import Step, scripted_agent
+from support.notebook_shell import fresh_shell, session_of
 
 from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
-from tinyagent.notebook import _magics
+from tinyagent.notebook._conversation import Conversation
 from tinyagent.notebook._interrupt import (
     agent_cell_transformer,
     install_transformer,
     uninstall_transformer,
 )
-from tinyagent.notebook._magics import first_code_block, interpolate
+from tinyagent.notebook._magics import AgentMagics
+from tinyagent.notebook._session import first_code_block, interpolate
 
 SECRET = "sk-or-v1-THIS-IS-A-SECRET-0123456789"
 
 
 @pytest.fixture
 def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> InteractiveShell:
-    monkeypatch.setenv("TINYAGENT_RENDER", "final")
-    monkeypatch.chdir(tmp_path)
-    for name in (
-        "TINYAGENT_MODEL",
-        "TINYAGENT_PROVIDER",
-        "TINYAGENT_BASE_URL",
-        "OPENROUTER_API_KEY",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    sh = InteractiveShell.instance()
-    sh.run_line_magic("load_ext", "tinyagent.notebook")
-    magics = _magics._ACTIVE
-    assert magics is not None
-    magics.session.clear()
-    magics.conversations.clear()
-    magics.conversations["default"] = _magics.Conversation("default")
-    magics.model = magics.provider = magics.base_url = magics.system = None
-    for key in ("bot", "_agent_last", "ans"):
-        sh.user_ns.pop(key, None)
-    return sh
+    return fresh_shell(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -125,12 +108,12 @@ def test_the_magic_line_expands_variables_on_both_paths(shell: InteractiveShell)
 def test_default_conversation_is_per_kernel_and_named_ones_are_separate(
     shell: InteractiveShell,
 ) -> None:
-    magics = _magics._ACTIVE
+    session = session_of(shell)
     agent, stream = scripted_agent([Step(text="a1"), Step(text="a2")])
     other, other_stream = scripted_agent([Step(text="b1")])
-    magics.conversations["default"]._agent = agent
-    magics.conversations["side"] = _magics.Conversation("side", other)
-    for conv in magics.conversations.values():
+    session.conversations["default"]._agent = agent
+    session.conversations["side"] = Conversation("side", other)
+    for conv in session.conversations.values():
         conv.sticky.update(provider="local", base_url="http://127.0.0.1:9/v1/chat/completions")
     with capture_output():
         shell.run_cell_magic("agent", "", "one")
@@ -187,9 +170,9 @@ def test_agent_var_options_hold_for_one_run_and_are_restored(shell: InteractiveS
 
 
 def test_sticky_options_hold_for_later_cells(shell: InteractiveShell) -> None:
-    magics = _magics._ACTIVE
+    session = session_of(shell)
     agent, stream = scripted_agent([Step(text="1"), Step(text="2")])
-    magics.conversations["default"]._agent = agent
+    session.conversations["default"]._agent = agent
     with capture_output():
         shell.run_cell_magic(
             "agent",
@@ -307,22 +290,22 @@ def test_key_is_never_shown_and_dotenv_does_not_override(
 def test_config_precedence_option_over_session_over_traitlets_over_env(
     shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    magics = _magics._ACTIVE
+    session = session_of(shell)
     monkeypatch.setenv("TINYAGENT_MODEL", "env-model")
-    conv = magics.conversations["default"]
-    assert conv.resolve(magics.config_layers(), {}).model == "env-model"
+    conv = session.conversations["default"]
+    assert conv.resolve(session.config_layers(), {}).model == "env-model"
     shell.run_line_magic("config", "AgentMagics.model = 'trait-model'")
-    assert conv.resolve(magics.config_layers(), {}).model == "trait-model"
+    assert conv.resolve(session.config_layers(), {}).model == "trait-model"
     with capture_output():
         shell.run_line_magic("agent", "config model=session-model")
-    assert conv.resolve(magics.config_layers(), {}).model == "session-model"
+    assert conv.resolve(session.config_layers(), {}).model == "session-model"
     conv.sticky["model"] = "option-model"
-    resolved = conv.resolve(magics.config_layers(), {})
+    resolved = conv.resolve(session.config_layers(), {})
     assert resolved.model == "option-model" and resolved.sources["model"] == "conversation"
 
 
 def test_history_usage_export_and_load_round_trip(shell: InteractiveShell, tmp_path: Any) -> None:
-    magics = _magics._ACTIVE
+    session = session_of(shell)
     agent, _ = scripted_agent(
         [
             Step(
@@ -338,8 +321,8 @@ def test_history_usage_export_and_load_round_trip(shell: InteractiveShell, tmp_p
             )
         ]
     )
-    magics.conversations["default"]._agent = agent
-    magics.conversations["default"].sticky.update(
+    session.conversations["default"]._agent = agent
+    session.conversations["default"].sticky.update(
         provider="local", base_url="http://127.0.0.1:9/v1/chat/completions"
     )
     with capture_output() as captured:
@@ -360,7 +343,7 @@ def test_history_usage_export_and_load_round_trip(shell: InteractiveShell, tmp_p
         shell.run_line_magic("agent", f"load {tmp_path / 't.json'}")
         assert [m.role for m in agent.state.messages] == ["user", "assistant"]
         shell.run_line_magic("agent", f"load {tmp_path / 't.md'} --name copy")
-    copy = magics.conversations["copy"].agent
+    copy = session.conversations["copy"].agent
     assert [m.role for m in copy.state.messages] == ["user", "assistant"]
     assert copy.state.messages[1].content[0].text == "The answer is 4."
 
@@ -389,12 +372,12 @@ def test_bg_returns_a_handle_and_steer_stop_work(shell: InteractiveShell) -> Non
 
 
 def test_steer_and_stop_subcommands_on_a_background_run(shell: InteractiveShell) -> None:
-    magics = _magics._ACTIVE
+    session = session_of(shell)
     agent, stream = scripted_agent(
         [Step(text="word " * 300, chunk=5, delay=0.005), Step(text="steered reply")]
     )
-    magics.conversations["default"]._agent = agent
-    magics.conversations["default"].sticky.update(
+    session.conversations["default"]._agent = agent
+    session.conversations["default"].sticky.update(
         provider="local", base_url="http://127.0.0.1:9/v1/chat/completions"
     )
     with capture_output():
@@ -434,36 +417,6 @@ def test_keyboard_interrupt_during_a_sync_run_stops_it_and_the_next_cell_works(
     assert "next works" in captured.outputs[0].data["text/plain"]
 
 
-def test_loading_twice_is_harmless_and_help_lists_options(shell: InteractiveShell) -> None:
-    active = _magics._ACTIVE
-    shell.run_line_magic("load_ext", "tinyagent.notebook")
-    shell.run_line_magic("reload_ext", "tinyagent.notebook")
-    assert _magics._ACTIVE is active or _magics._ACTIVE.shell is shell
-    cleanup = shell.input_transformers_cleanup
-    assert agent_cell_transformer not in cleanup, "terminal shells keep the synchronous path"
-    shell.kernel = object()  # what makes a shell a kernel's
-    try:
-        shell.run_line_magic("reload_ext", "tinyagent.notebook")
-        shell.run_line_magic("load_ext", "tinyagent.notebook")
-        assert cleanup.count(agent_cell_transformer) == 1
-    finally:
-        del shell.kernel
-        uninstall_transformer(shell)
-    doc = shell.find_cell_magic("agent").__doc__
-    for option in (
-        "--model",
-        "--tools",
-        "--agent",
-        "--bg",
-        "--confirm",
-        "--format",
-        "--no-cache",
-        "steer TEXT",
-        "export PATH",
-    ):
-        assert option in doc
-
-
 def test_doctor_and_tools_subcommands_show_no_secret(
     shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -474,9 +427,9 @@ def test_doctor_and_tools_subcommands_show_no_secret(
         return a + b
 
     shell.user_ns["add"] = add
-    magics = _magics._ACTIVE
-    magics.conversations["default"].tool_names = ["add"]
-    magics.conversations["default"].sticky["base_url"] = "http://127.0.0.1:9/v1/chat/completions"
+    session = session_of(shell)
+    session.conversations["default"].tool_names = ["add"]
+    session.conversations["default"].sticky["base_url"] = "http://127.0.0.1:9/v1/chat/completions"
     with capture_output() as captured:
         shell.run_line_magic("agent", "doctor")
         shell.run_line_magic("agent", "tools")
@@ -488,7 +441,7 @@ def test_doctor_and_tools_subcommands_show_no_secret(
 
 def test_doctor_says_a_missing_key_is_not_needed_for_a_local_server(shell: InteractiveShell) -> None:
     # (a hosted URL would make doctor probe the real provider: not from a test)
-    _magics._ACTIVE.conversations["default"].sticky["base_url"] = "http://127.0.0.1:9/v1"
+    session_of(shell).conversations["default"].sticky["base_url"] = "http://127.0.0.1:9/v1"
     with capture_output() as captured:
         shell.run_line_magic("agent", "doctor")
     text = outputs_text(captured) + "".join(o.data.get("text/html", "") for o in captured.outputs)
@@ -554,8 +507,8 @@ def test_cache_flags_hold_for_one_cell(shell: InteractiveShell) -> None:
         shell.run_cell_magic("agent", "--agent bot --cache", "three")
     assert seen == [False, True, True]
     assert agent.enable_prompt_caching is False
-    magics = _magics._ACTIVE
-    assert magics.conversations["default"].agent.enable_prompt_caching is True, "on by default"
+    session = session_of(shell)
+    assert session.conversations["default"].agent.enable_prompt_caching is True, "on by default"
 
 
 def test_agent_help_prints_every_option_and_subcommand_as_cell_output(shell):
@@ -564,7 +517,7 @@ def test_agent_help_prints_every_option_and_subcommand_as_cell_output(shell):
         shell.run_line_magic("agent", "help")
     text = captured.stdout
     assert text.startswith("usage: %%agent [options]")
-    for action in _magics.AgentMagics.agent.parser._actions:
+    for action in AgentMagics.agent.parser._actions:
         for flag in action.option_strings:
             assert flag in text, flag
     from tinyagent.notebook._subcommands import _COMMANDS

@@ -11,6 +11,7 @@ from support.notebook_fakes import Step, scripted_agent
 from support.recording_comm import RecordingComm, install_recording_comms, view_messages
 
 from tinyagent.notebook import ChatPanel
+from tinyagent.notebook._session import SESSION_ATTRIBUTE, NotebookSession, session_for
 
 
 @pytest.fixture
@@ -142,3 +143,31 @@ def test_send_without_a_running_loop_uses_a_worker_loop(comms: list[RecordingCom
     result = run.wait_sync(3)
     assert result.content[0].text == "from a plain script"
     assert "from a plain script" in transcript(panel)
+
+
+def test_the_panel_uses_the_session_of_the_running_shell(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "tinyagent.notebook")
+    # a fresh session on the shell, so only what this test sets is in it
+    session = NotebookSession(shell)
+    monkeypatch.setattr(shell, SESSION_ATTRIBUTE, session)
+    assert session_for() is session
+    agent, _ = scripted_agent([Step(text="shared with the cells")])
+    default = session.conversation()
+    default._agent = agent
+    default.sticky.update(provider="local", base_url="http://127.0.0.1:9/v1/chat/completions")
+    session.settings["model"] = "from-the-session"
+    panel = ChatPanel()
+    assert panel.conversation is default, "panel and %%agent cells share one conversation"
+    assert panel.view.state["model"] == "from-the-session"
+    run = panel.send("hi")
+    assert run is not None and run.wait_sync(3) is not None
+    assert agent.state.model.id == "from-the-session", "the session's settings were resolved"
+    assert [m.role for m in default.agent.state.messages] == ["user", "assistant"]
+    # without a session on the shell the panel has a conversation of its own
+    monkeypatch.delattr(shell, SESSION_ATTRIBUTE)
+    assert ChatPanel().conversation.name == "panel"

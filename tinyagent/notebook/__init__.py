@@ -25,16 +25,18 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics and the ``%%agent`` input transformer; loading twice is harmless."""
-    from . import _magics
+    """Give the shell its session and register the magics and the ``%%agent`` input transformer;
+    loading twice (or ``%reload_ext``) keeps the session and registers nothing twice."""
     from ._config import load_dotenv
     from ._interrupt import install_transformer
+    from ._magics import AgentMagics
+    from ._session import open_session
 
     load_dotenv()
-    if _magics._ACTIVE is None or _magics._ACTIVE.shell is not ipython:
-        magics = _magics.AgentMagics(shell=ipython)
-        ipython.register_magics(magics)
-        _magics._ACTIVE = magics
+    _, created = open_session(ipython)
+    if created:
+        # the magics are thin methods over the shell's session: one registration per shell
+        ipython.register_magics(AgentMagics(shell=ipython))
     # The transformer makes %%agent cells a top-level await on the kernel's loop. A terminal
     # IPython runs top-level awaits with run_until_complete, where Ctrl-C would leave the run's
     # task pending on that loop: there the synchronous magic path (worker loop, joined, Ctrl-C
@@ -44,15 +46,12 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from . import _magics
+    """Remove the transformer and stop the session's servers; the session (its conversations)
+    stays on the shell, so ``%reload_ext`` continues where it was."""
     from ._interrupt import uninstall_transformer
+    from ._session import session_for
 
     uninstall_transformer(ipython)
-    active = _magics._ACTIVE
-    if active is not None:
-        servers = [active.demo_server, *active.cassette_servers.values()]
-        active.demo_server = None
-        active.cassette_servers.clear()
-        for server in servers:
-            if server is not None:
-                server.stop()
+    session = session_for(ipython)
+    if session is not None:
+        session.stop_servers()

@@ -16,15 +16,8 @@ from ._conversation import AgentRun, Conversation, RunSpec, execute
 from ._document import RunDocument
 from ._interrupt import running_loop, start_in_worker
 from ._render import LiveRenderer
+from ._session import NotebookSession, session_for
 from ._widget import AgentView
-
-
-def _default_conversation() -> Conversation:
-    from . import _magics
-
-    if _magics._ACTIVE is not None:
-        return _magics._ACTIVE.conversations["default"]
-    return Conversation("panel")
 
 
 class ChatPanel:
@@ -40,11 +33,15 @@ class ChatPanel:
         unknown = set(config) - {"model", "provider", "base_url", "system"}
         if unknown:
             raise TypeError(f"ChatPanel: unknown settings {sorted(unknown)}")
-        self.conversation = (
-            _default_conversation()
-            if agent is None
-            else Conversation("panel", agent, external=True)
-        )
+        if agent is not None:
+            self.conversation = Conversation("panel", agent, external=True)
+        else:
+            # the running shell's session, when the extension is loaded there: the panel and
+            # its %%agent cells share the default conversation
+            session = session_for()
+            self.conversation = (
+                session.conversation() if session is not None else Conversation("panel")
+            )
         if not self.conversation.external:
             self.conversation.update_sticky(**config)
         elif config.get("system"):
@@ -150,32 +147,36 @@ class ChatPanel:
 
     # -- runs --------------------------------------------------------------------------------
 
+    @staticmethod
+    def _session() -> NotebookSession | None:
+        """The running shell's session, looked up at each use as the magics do: a panel made
+        before ``%load_ext`` resolves with the session's settings once it is loaded."""
+        return session_for()
+
     def _current_model(self) -> str:
         if self.conversation.external:
             return str(getattr(self.agent.state.model, "id", "") or "")
-        from . import _magics
-
-        layers = _magics._ACTIVE.config_layers() if _magics._ACTIVE is not None else []
+        session = self._session()
+        layers = session.config_layers() if session is not None else []
         return self.conversation.resolve(layers, {}).model
 
     def _start(self, text: str) -> AgentRun | None:
-        from . import _magics
-
+        session = self._session()
         self._runs += 1
         doc = RunDocument(show_user=True, id_prefix=f"r{self._runs}.")
         renderer = LiveRenderer(doc, view=self.view, embedded=True)
         run = AgentRun(self.conversation, renderer)
         resolved = None
         if not self.conversation.external:
-            layers = _magics._ACTIVE.config_layers() if _magics._ACTIVE is not None else []
+            layers = session.config_layers() if session is not None else []
             resolved = self.conversation.resolve(layers, {})
             missing = resolved.missing_key_message()
             if missing is not None:
                 run.refuse(missing)
                 return run
         tools = None
-        if self.conversation.tool_names and _magics._ACTIVE is not None:
-            tools = _magics._ACTIVE.resolve_tools(self.conversation.tool_names)
+        if self.conversation.tool_names and session is not None:
+            tools = session.resolve_tools(self.conversation.tool_names)
         spec = RunSpec(prompt=text, resolved=resolved, tools=tools)
         spec.on_done.append(lambda _message: self._after_run(run))
         self.run = run

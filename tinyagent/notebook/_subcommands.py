@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ._config import SESSION_KEYS, convert_setting, load_dotenv, render_mode
+from ._config import SESSION_KEYS, load_dotenv
 from ._transcript import cmd_export, cmd_history, cmd_load, cmd_usage, show_table
 
 if TYPE_CHECKING:
     from ._conversation import Conversation
-    from ._magics import AgentMagics
+    from ._session import NotebookSession
 
 
 def _show_text(text: str) -> None:
@@ -40,7 +40,7 @@ def _split_name(args: list[str]) -> tuple[str | None, list[str]]:
     return name, rest
 
 
-def run_subcommand(magics: AgentMagics, line: str) -> Any:
+def run_subcommand(session: NotebookSession, line: str) -> Any:
     try:
         tokens = shlex.split(line)
     except ValueError as exc:
@@ -60,29 +60,16 @@ def run_subcommand(magics: AgentMagics, line: str) -> Any:
         if name is not None:
             raw = raw.replace(f"--name={name}", "").replace(f"--name {name}", "").strip()
         rest = [raw]
-    return handler(magics, magics.conversation(name), rest)
+    return handler(session, session.conversation(name), rest)
 
 
 # -- config / reset / tools -------------------------------------------------------------------
 
 
-def cmd_config(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
-    if rest:
-        for assignment in rest:
-            key, sep, value = assignment.partition("=")
-            if not sep:
-                raise UsageError(f"%agent config: expected key=value, got '{assignment}'")
-            key = key.strip().replace("-", "_")
-            try:
-                converted = convert_setting(key, value)
-            except ValueError as exc:
-                raise UsageError(f"%agent config: {exc}") from None
-            if converted is None:
-                magics.session.pop(key, None)
-            else:
-                magics.session[key] = converted
+def cmd_config(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
+    session.configure(rest)
     load_dotenv()
-    resolved = conv.resolve(magics.config_layers(), {})
+    resolved = session.resolve(conv)
     variable, present = resolved.key_variable, resolved.key_is_set
     key_text = (
         f"{variable} ({'set' if present else 'not set'})"
@@ -104,7 +91,7 @@ def cmd_config(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None
         ["tools", ", ".join(conv.tool_names or []) or "(none)", "conversation"],
         [
             "render mode",
-            render_mode(magics.ipython.user_ns, magics.ipython),
+            session.render_mode(),
             "TINYAGENT_RENDER" if os.environ.get("TINYAGENT_RENDER") else "front-end detection",
         ],
     ]
@@ -113,14 +100,14 @@ def cmd_config(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None
         print(f"Settable with %agent config key=value: {', '.join(SESSION_KEYS)}")
 
 
-def cmd_reset(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_reset(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     conv.agent.reset()
     print(f"Conversation '{conv.name}' reset.")
 
 
-def cmd_tools(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_tools(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     tools = (
-        magics.resolve_tools(conv.tool_names) if conv.tool_names else list(conv.agent.state.tools)
+        session.resolve_tools(conv.tool_names) if conv.tool_names else list(conv.agent.state.tools)
     )
     if not tools:
         print("No tools. Add some with %%agent -t name1,name2 (AgentTool objects or functions).")
@@ -151,9 +138,9 @@ def _version(module: str) -> str:
         return "not installed"
 
 
-def cmd_doctor(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_doctor(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     load_dotenv()
-    resolved = conv.resolve(magics.config_layers(), {})
+    resolved = session.resolve(conv)
     try:
         import tinyagent._alchemy  # noqa: F401
 
@@ -168,7 +155,7 @@ def cmd_doctor(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None
     )
     endpoint = _probe(base_url)
     variable, present = resolved.key_variable, resolved.key_is_set
-    widgets = "available" if _has_widgets(magics.ipython) else "unavailable (no kernel)"
+    widgets = "available" if _has_widgets(session.shell) else "unavailable (no kernel)"
     rows = [
         ["tiny-agent-os", _version("tiny-agent-os")],
         ["python", sys.version.split()[0]],
@@ -185,9 +172,9 @@ def cmd_doctor(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None
             "anywidget / nh3 / markdown-it-py",
             f"{_version('anywidget')} / {_version('nh3')} / {_version('markdown-it-py')}",
         ],
-        ["front end", _front_end(magics.ipython)],
+        ["front end", _front_end(session.shell)],
         ["widgets", widgets],
-        ["render mode", render_mode(magics.ipython.user_ns, magics.ipython)],
+        ["render mode", session.render_mode()],
     ]
     show_table(rows, ["check", "result"], title="tinyagent doctor")
 
@@ -232,26 +219,18 @@ def _front_end(shell: Any) -> str:
     return "unknown (headless execution or an unmarked front end)"
 
 
-def cmd_demo(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_demo(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     if rest and rest[0] in ("off", "stop"):
-        if magics.demo_server is not None:
-            magics.demo_server.stop()
-            magics.demo_server = None
-        for key in ("provider", "base_url", "model"):
-            magics.conversations["default"].sticky.pop(key, None)
+        session.stop_demo()
         print("Stopped the offline demo model.")
         return
-    from tinyagent.testing import DemoBrain, ModelServer, cassette_brain
     from tinyagent.testing._cassette_switch import cassette_setting
 
     try:
         setting = cassette_setting()  # TINYAGENT_CASSETTE=record:PATH|replay:PATH
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if magics.demo_server is None:
-        magics.demo_server = ModelServer(cassette_brain(DemoBrain())).start()
-    default = magics.conversations["default"]
-    default.sticky.update(provider="demo", model="tinyagent-demo", base_url=magics.demo_server.url)
+    session.start_demo()
     if setting is not None:
         print(setting.describe())
         return
@@ -270,7 +249,7 @@ def _current(conv: Conversation) -> Any:
     return conv.current
 
 
-def cmd_stop(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_stop(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     run = _current(conv)
     if run is None:
         print(f"Nothing is running in '{conv.name}'.")
@@ -294,11 +273,11 @@ def _queue(conv: Conversation, rest: list[str], follow: bool) -> None:
     print(f"Queued as {'follow-up' if follow else 'steering'} for '{conv.name}'.")
 
 
-def cmd_steer(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_steer(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     _queue(conv, rest, follow=False)
 
 
-def cmd_followup(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_followup(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     _queue(conv, rest, follow=True)
 
 
@@ -320,20 +299,19 @@ _SUBCOMMAND_HELP = {
 }
 
 
-def cmd_help(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_help(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     """Print the options as plain text: ``%%agent?`` opens IPython's pager, which an executed
     notebook never shows."""
     import argparse
 
-    from ._magics import AgentMagics
-
-    # The magic's own parser (so this help cannot drift from the options), without the RST
-    # docstring that magic_arguments puts into its help for the pager.
+    # The magic's own parser (so this help cannot drift from the options), found through the
+    # shell like any registered magic (importing _magics here would be an import cycle), without
+    # the RST docstring that magic_arguments puts into its help for the pager.
     parser = argparse.ArgumentParser(
         prog="%%agent",
         usage="%%%%agent [options]   (the cell body is the prompt)",
         add_help=False,
-        parents=[AgentMagics.agent.parser],  # type: ignore[attr-defined]
+        parents=[session.shell.find_cell_magic("agent").parser],
     )
     lines = [
         parser.format_help().rstrip(),

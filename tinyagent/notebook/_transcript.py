@@ -15,7 +15,7 @@ from ._static import StaticOutput
 
 if TYPE_CHECKING:
     from ._conversation import Conversation
-    from ._magics import AgentMagics
+    from ._session import NotebookSession
 
 TRANSCRIPT_FORMAT = "tinyagent-transcript"
 
@@ -63,7 +63,7 @@ def replay(doc: RunDocument, messages: list[Any]) -> None:
             doc.apply(MessageEndEvent(message=message))
 
 
-def cmd_history(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_history(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     messages = list(conv.agent.state.messages)
     if not messages:
         print(f"Conversation '{conv.name}' is empty.")
@@ -103,7 +103,7 @@ def _usage_rows(messages: list[Any]) -> tuple[list[list[str]], dict[str, float]]
     return rows, total
 
 
-def cmd_usage(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_usage(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     rows, total = _usage_rows(list(conv.agent.state.messages))
     rows.append(
         [
@@ -150,7 +150,7 @@ def transcript_markdown(conv: Conversation) -> str:
     return "\n".join(lines)
 
 
-def cmd_export(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_export(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     if len(rest) != 1:
         raise UsageError("%agent export PATH (.md or .json)")
     path = Path(rest[0]).expanduser()
@@ -205,7 +205,7 @@ def _messages_from_markdown(text: str) -> tuple[str, list[Any]]:
     return system, messages
 
 
-def cmd_load(magics: AgentMagics, conv: Conversation, rest: list[str]) -> None:
+def cmd_load(session: NotebookSession, conv: Conversation, rest: list[str]) -> None:
     from pydantic import ValidationError
 
     from tinyagent.agent_types import AssistantMessage, ToolResultMessage, UserMessage
