@@ -12,6 +12,7 @@ import asyncio
 import copy
 import json
 import threading
+import time
 from typing import Any
 
 from tinyagent import testing
@@ -166,3 +167,8 @@ def test_loop_without_readers_reads_the_core_through_drain() -> None:
     assert events[-1].type == "done"
     # Woken by the loop's watcher thread (Notifier.wait), not read by a next_event() thread.
     assert "tinyagent-notifier" in names and "tinyagent-stream" not in names
+    # The watcher ends with the loop's last stream (within one wait slice), leaving no thread.
+    deadline = time.monotonic() + LIVENESS
+    while any(t.name == "tinyagent-notifier" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the notifier watcher thread did not exit"
+        time.sleep(0.02)

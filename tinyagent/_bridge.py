@@ -112,7 +112,9 @@ class _LoopDispatcher:
                     loop.call_soon_threadsafe(self._on_readable)
                 except RuntimeError:  # the loop is closed: nobody is waiting any more
                     return
-                taken.wait()
+                # Bounded: a loop closed before running the callback must not strand the thread;
+                # a busy loop is merely visited once more (take_ready() then returns nothing).
+                taken.wait(WATCH_SLICE_SECONDS)
 
         threading.Thread(target=watch, name="tinyagent-notifier", daemon=True).start()
 
