@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from ._constants import ABORTED_TEXT
 from .agent_types import (
     AgentLoopConfig,
     AssistantMessage,
@@ -29,7 +30,6 @@ T = TypeVar("T")
 
 logger = logging.getLogger("tinyagent.agent_loop")
 
-ABORTED_TEXT = "Request was aborted"
 
 #: The run task, as seen from inside it (each task has its own copy of the context). Cancelling a
 #: run task from outside is an abort request (docs/events.md#abort), so the run converts that

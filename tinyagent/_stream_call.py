@@ -25,6 +25,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from ._provider_routing import reasoning_effort
 from ._run_support import (
     AbortWatch,
     abort_outcome,
@@ -49,7 +50,6 @@ from .agent_types import (
     MessageUpdateEvent,
     SimpleStreamOptions,
     StreamFn,
-    ThinkingLevel,
     ToolCallContent,
     new_zero_usage,
     now_ms,
@@ -134,7 +134,8 @@ async def _open_response(
         max_tokens=config.max_tokens,
         signal=signal,
         session_id=config.session_id,
-        reasoning=reasoning_effort(config.thinking_level),
+        # validation is off on these models: an unknown effort reaches the provider's own check
+        reasoning=reasoning_effort(config.thinking_level),  # type: ignore[arg-type]
     )
     if stream_fn is None:
         from .agent_loop import stream_simple
@@ -142,14 +143,6 @@ async def _open_response(
         stream_fn = stream_simple
     return await stream_fn(config.model, llm_context, options)  # step 4
 
-
-def reasoning_effort(level: ThinkingLevel | str | None) -> Any:
-    """The thinking level as a reasoning effort string; ``None`` for off/unset
-    (docs/events.md#llm-call, step 3)."""
-    if level is None:
-        return None
-    value = level.value if isinstance(level, ThinkingLevel) else str(level)
-    return None if value in ("", "off") else value
 
 
 class _Call:
