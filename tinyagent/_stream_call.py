@@ -134,7 +134,7 @@ async def _open_response(
         max_tokens=config.max_tokens,
         signal=signal,
         session_id=config.session_id,
-        # validation is off on these models: an unknown effort reaches the provider's own check
+        # a ThinkingLevel maps to one of the efforts; anything else fails validation here
         reasoning=reasoning_effort(config.thinking_level),  # type: ignore[arg-type]
     )
     if stream_fn is None:
