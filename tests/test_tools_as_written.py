@@ -153,3 +153,19 @@ def test_a_successful_call_carries_no_exception():
     run(agent.prompt("go"))
     (end,) = recorder.of_type("tool_execution_end")
     assert end.exception is None and not end.is_error
+
+
+def test_a_tool_error_is_an_error_result_without_a_warning(caplog):
+    from tinyagent import ToolError
+
+    def lookup(tool_call_id, args, signal, on_update):
+        raise ToolError("no row 7; rows are 0-5")
+
+    agent, _, recorder = scripted_agent(_call_sum_then(), tools=[sum_tool(lookup)])
+    with caplog.at_level(logging.DEBUG, logger="tinyagent.tools"):
+        run(agent.prompt("go"))
+    (result,) = _tool_results(agent)
+    assert result.is_error and _text(result) == "no row 7; rows are 0-5"
+    (end,) = recorder.of_type("tool_execution_end")
+    assert isinstance(end.exception, ToolError)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

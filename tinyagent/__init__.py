@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ._run_errors import AgentRunError
 from ._run_options import RunOptions
+from ._tool_functions import ToolError
 from .agent import Agent, AgentOptions, default_convert_to_llm, extract_text
 from .agent_loop import (
     agent_loop,
@@ -157,4 +158,5 @@ __all__ = [
     # Added in 2.0
     "AgentRunError",
     "RunOptions",
+    "ToolError",
 ]

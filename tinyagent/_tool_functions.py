@@ -20,6 +20,12 @@ from typing import Any
 logger = logging.getLogger("tinyagent.tools")
 
 
+class ToolError(Exception):
+    """Raise it from a tool for a failure the model should read and fix (an unknown name, a row
+    that is not there): its message becomes the error result, without the logged traceback that
+    any other exception gets, since nothing in the tool is broken."""
+
+
 def is_async_callable(fn: Any) -> bool:
     """True for ``async def`` functions, partials of them, and objects with an async ``__call__``."""
     if inspect.iscoroutinefunction(fn) or asyncio.iscoroutinefunction(fn):

@@ -29,7 +29,7 @@ from ._run_support import (
     keep_alive,
     maybe_await,
 )
-from ._tool_functions import as_async_execute
+from ._tool_functions import ToolError, as_async_execute
 from ._tool_validation import ToolArgumentsError, validate_tool_arguments
 from .agent_types import (
     AfterToolCallFn,
@@ -360,6 +360,9 @@ async def _run_call_steps(
         if task is not None and task.cancelling():
             raise  # we (or the caller) cancelled this call
         return _error(str(exc) or "Tool execution cancelled")
+    except ToolError as exc:  # an expected failure, for the model to fix: no traceback
+        tool_logger.debug("tool %r reported: %s", name, exc)
+        return _error(str(exc) or type(exc).__name__, exception=exc)
     except Exception as exc:
         # The model gets the message; the person gets the traceback, in the log and on the event.
         tool_logger.warning("tool %r raised %s: %s", name, type(exc).__name__, exc, exc_info=exc)

@@ -3,16 +3,24 @@
 ``%load_ext tinyagent.notebook`` registers the ``%agent``/``%%agent`` magics and the input
 transformer that runs ``%%agent`` cells on the kernel's event loop. ``ChatPanel`` is a chat UI
 bound to an Agent (``display(ChatPanel())``). ``function_tool`` turns a plain Python function into
-an ``AgentTool``.
+an ``AgentTool``; ``kernel_tools()`` gives a model ``list_variables`` and ``inspect_variable`` over
+the running kernel's namespace.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ._kernel_tools import kernel_tools
 from ._tools import function_tool
 
-__all__ = ["ChatPanel", "function_tool", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "ChatPanel",
+    "function_tool",
+    "kernel_tools",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 
 
 def __getattr__(name: str) -> Any:

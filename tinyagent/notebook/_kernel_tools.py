@@ -1,0 +1,224 @@
+"""Tools that let the model look at the kernel: ``list_variables`` and ``inspect_variable``.
+
+``kernel_tools(shell=None)`` binds them to the running IPython shell's namespace. Every output is
+bounded (``limit`` characters, "[truncated]" marking a cut) so a 1,000,000-row DataFrame costs a
+few KB, never an unbounded ``repr``. Variables whose names look like secrets are listed as
+``<hidden>`` and never inspected, and the values of known API-key variables are scrubbed from
+every output. An object may say how it looks to a model with a ``_repr_llm_()`` method.
+
+pandas, polars and numpy are recognised by duck typing and never imported here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+import re
+import reprlib
+import types
+from collections.abc import Mapping
+from typing import Any
+
+from tinyagent._provider_routing import PROVIDER_KEY_ENV
+from tinyagent._tool_functions import ToolError
+from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
+
+__all__ = ["DEFAULT_LIMIT", "inspect_variable", "kernel_tools", "list_variables"]
+
+#: Characters per tool output by default.
+DEFAULT_LIMIT = 4000
+TRUNCATED = "\n[truncated]"
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+#: IPython's own names in every namespace, besides ``_``-prefixed ones.
+_IPYTHON_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
+_HEAD_ROWS = 5
+
+_short = reprlib.Repr()
+_short.maxstring, _short.maxother, _short.maxlist, _short.maxdict = 80, 80, 8, 8
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def bounded(text: str, limit: int) -> str:
+    text = _scrub(text)
+    return text if len(text) <= limit else text[: max(0, limit - len(TRUNCATED))] + TRUNCATED
+
+
+def _scrub(text: str) -> str:
+    """Known API keys never reach the model or the page, whatever printed them."""
+    for variables in PROVIDER_KEY_ENV.values():
+        for variable in variables:
+            value = os.environ.get(variable)
+            if value and len(value) >= 8 and value in text:
+                text = text.replace(value, "***")
+    return text
+
+
+def user_variables(namespace: Mapping[str, Any], hidden: Mapping[str, Any] | None = None):
+    """The user's variables: no modules, no ``_``-private names, nothing IPython put there."""
+    hidden = hidden or {}
+    for name, value in namespace.items():
+        if name.startswith("_") or name in _IPYTHON_NAMES or isinstance(value, types.ModuleType):
+            continue
+        if name in hidden and hidden[name] is value:
+            continue
+        yield name, value
+
+
+def summary(value: Any) -> str:
+    """One line: the type and a shape or length."""
+    kind = type(value).__name__
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):
+        return f"{kind} shape={shape}"
+    if isinstance(value, (str, bytes)):
+        return f"{kind} len={len(value)}"
+    if isinstance(value, Mapping) or isinstance(value, (list, tuple, set, frozenset)):
+        return f"{kind} len={len(value)}"
+    if callable(value):
+        return f"{kind} {getattr(value, '__name__', '')}{_signature(value)}"
+    return f"{kind} {_short.repr(value)}"
+
+
+def list_variables(
+    namespace: Mapping[str, Any], hidden: Mapping[str, Any] | None = None, limit: int = DEFAULT_LIMIT
+) -> str:
+    lines = []
+    for name, value in sorted(user_variables(namespace, hidden)):
+        lines.append(f"{name}: <hidden>" if is_secret_name(name) else f"{name}: {summary(value)}")
+    return bounded("\n".join(lines) or "(no user variables)", limit)
+
+
+def inspect_variable(namespace: Mapping[str, Any], name: str, limit: int = DEFAULT_LIMIT) -> str:
+    """A structured summary of one variable; ``ToolError`` for a secret or unknown name."""
+    name = name.strip()
+    if is_secret_name(name):
+        raise ToolError(f"{name!r} looks like a secret (key, token, password); it is not shown.")
+    if name not in namespace or name.startswith("_"):
+        known = [n for n, _ in user_variables(namespace)]
+        close = difflib.get_close_matches(name, known, n=5)
+        hint = f" Close matches: {', '.join(close)}." if close else ""
+        raise ToolError(f"No variable named {name!r}.{hint} Call list_variables to see them all.")
+    return bounded(f"{name}: {describe(namespace[name])}", limit)
+
+
+def describe(value: Any) -> str:
+    hook = getattr(value, "_repr_llm_", None)
+    if callable(hook) and not isinstance(value, type):
+        return str(hook())
+    if _looks_like_pandas_frame(value):
+        return _pandas_frame(value)
+    if _looks_like_polars_frame(value):
+        return _polars_frame(value)
+    if _looks_like_ndarray(value):
+        return _ndarray(value)
+    if isinstance(value, Mapping):
+        return f"{type(value).__name__} with {len(value)} keys\n{_short.repr(value)}"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return f"{type(value).__name__} of length {len(value)}\n{_short.repr(value)}"
+    if callable(value):
+        doc = inspect.getdoc(value) or "(no docstring)"
+        return f"{type(value).__name__} {getattr(value, '__name__', '')}{_signature(value)}\n{doc}"
+    return f"{type(value).__name__}\n{_short.repr(value)}"
+
+
+def _signature(value: Any) -> str:
+    for eval_str in (True, False):  # real types where the annotations can be evaluated
+        try:
+            return str(inspect.signature(value, eval_str=eval_str))
+        except Exception:  # noqa: BLE001 - any failure here only costs the signature
+            continue
+    return "(...)"
+
+
+def _looks_like_pandas_frame(value: Any) -> bool:
+    return type(value).__module__.startswith("pandas") and hasattr(value, "dtypes")
+
+
+def _looks_like_polars_frame(value: Any) -> bool:
+    return type(value).__module__.startswith("polars") and hasattr(value, "schema")
+
+
+def _looks_like_ndarray(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and hasattr(value, "dtype") and hasattr(value, "shape")
+
+
+def _pandas_frame(frame: Any) -> str:
+    rows, cols = frame.shape
+    parts = [f"DataFrame: {rows} rows x {cols} columns"]
+    columns = list(frame.columns)[:50]  # a frame with thousands of columns stays bounded too
+    nulls = frame[columns].isna().sum()
+    parts.append("columns (dtype, nulls):")
+    parts += [f"  {c}: {frame.dtypes[c]}, {int(nulls[c])} null" for c in columns]
+    if len(frame.columns) > len(columns):
+        parts.append(f"  ... and {len(frame.columns) - len(columns)} more columns")
+    parts.append("head:\n" + frame[columns].head(_HEAD_ROWS).to_string(max_colwidth=40))
+    numeric = frame[columns].select_dtypes("number")
+    if numeric.shape[1]:
+        parts.append("describe:\n" + numeric.describe().to_string())
+    return "\n".join(parts)
+
+
+def _polars_frame(frame: Any) -> str:
+    rows, cols = frame.shape
+    nulls = frame.null_count().row(0)
+    parts = [f"polars DataFrame: {rows} rows x {cols} columns", "columns (dtype, nulls):"]
+    parts += [f"  {c}: {t}, {n} null" for (c, t), n in zip(frame.schema.items(), nulls, strict=False)]
+    parts.append("head:\n" + str(frame.head(_HEAD_ROWS)))
+    return "\n".join(parts)
+
+
+def _ndarray(array: Any) -> str:
+    parts = [f"ndarray shape={array.shape} dtype={array.dtype}"]
+    if array.size and array.dtype.kind in "biuf":
+        parts.append(f"min={array.min()} max={array.max()} mean={array.mean():.6g}")
+    return "\n".join(parts)
+
+
+def kernel_tools(shell: Any = None, *, limit: int = DEFAULT_LIMIT) -> list[AgentTool]:
+    """``list_variables`` and ``inspect_variable`` over ``shell``'s namespace (the running IPython
+    shell by default). Neither asks for approval: they only read."""
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("kernel_tools() needs a running IPython shell (or pass shell=)")
+
+    async def list_execute(tool_call_id: str, args: Any, signal: Any, on_update: Any):
+        hidden = getattr(shell, "user_ns_hidden", None)
+        return _text(list_variables(shell.user_ns, hidden, limit))
+
+    async def inspect_execute(tool_call_id: str, args: Any, signal: Any, on_update: Any):
+        return _text(inspect_variable(shell.user_ns, str(args.get("name", "")), limit))
+
+    return [
+        AgentTool(
+            name="list_variables",
+            label="list_variables",
+            description="List the user's variables in the notebook: name, type, shape or length.",
+            parameters={"type": "object", "properties": {}},
+            execute=list_execute,
+        ),
+        AgentTool(
+            name="inspect_variable",
+            label="inspect_variable",
+            description=(
+                "Describe one notebook variable: for a DataFrame its shape, dtypes, nulls, head and "
+                "numeric summary; for an array its shape, dtype and range; else a bounded repr."
+            ),
+            parameters={
+                "type": "object",
+                "properties": {"name": {"type": "string", "description": "the variable's name"}},
+                "required": ["name"],
+            },
+            execute=inspect_execute,
+        ),
+    ]
+
+
+def _text(text: str) -> AgentToolResult:
+    return AgentToolResult(content=[TextContent(text=text)])
