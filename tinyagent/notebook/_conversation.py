@@ -28,6 +28,7 @@ from tinyagent.agent_types import (
     AssistantMessage,
     TextContent,
     ToolLoopControl,
+    UserMessage,
 )
 
 from ._config import Resolved, resolve
@@ -93,9 +94,10 @@ class Conversation:
 class RunSpec:
     """Everything one run needs besides the conversation."""
 
-    prompt: str
+    prompt: str | UserMessage  # a message when @mentions attached variable summaries
     resolved: Resolved | None = None  # None: leave an external Agent's model alone
     tools: list[AgentTool] | None = None  # None: keep the Agent's tools
+    extra_tools: list[AgentTool] = field(default_factory=list)  # this cell only (--kernel)
     temperature: float | None = None
     max_tokens: int | None = None
     cache: bool | None = None
@@ -228,7 +230,7 @@ def _run_options(conversation: Conversation, spec: RunSpec, renderer: Renderer) 
     if spec.cache is not None:
         per_run["enable_prompt_caching"] = spec.cache
     tools = spec.tools if spec.tools is not None else list(agent.state.tools)
-    per_run["tools"] = [_timed_tool(tool, renderer) for tool in tools]
+    per_run["tools"] = [_timed_tool(tool, renderer) for tool in [*tools, *spec.extra_tools]]
     if spec.confirm:
         per_run["before_tool_call"] = _confirming(agent.before_tool_call, renderer)
     return RunOptions(**per_run)

@@ -24,7 +24,7 @@ from tinyagent._provider_routing import PROVIDER_KEY_ENV
 from tinyagent._tool_functions import ToolError
 from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
 
-__all__ = ["DEFAULT_LIMIT", "inspect_variable", "kernel_tools", "list_variables"]
+__all__ = ["DEFAULT_LIMIT", "inspect_variable", "kernel_tools", "list_variables", "mentions"]
 
 #: Characters per tool output by default.
 DEFAULT_LIMIT = 4000
@@ -33,6 +33,8 @@ _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 #: IPython's own names in every namespace, besides ``_``-prefixed ones.
 _IPYTHON_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
 _HEAD_ROWS = 5
+#: ``@name`` in a prompt; not inside an e-mail address or a decorator-like ``x@y``.
+_MENTION = re.compile(r"(?<![\w@.])@([A-Za-z_]\w*)")
 
 _short = reprlib.Repr()
 _short.maxstring, _short.maxother, _short.maxlist, _short.maxdict = 80, 80, 8, 8
@@ -103,6 +105,27 @@ def inspect_variable(namespace: Mapping[str, Any], name: str, limit: int = DEFAU
         hint = f" Close matches: {', '.join(close)}." if close else ""
         raise ToolError(f"No variable named {name!r}.{hint} Call list_variables to see them all.")
     return bounded(f"{name}: {describe(namespace[name])}", limit)
+
+
+def mentions(
+    text: str, namespace: Mapping[str, Any], limit: int = DEFAULT_LIMIT
+) -> tuple[list[str], list[str]]:
+    """``@name`` mentions in a prompt: (a labelled summary block per known variable, a one-line
+    notice per name that is left as plain text). Each variable is attached once."""
+    blocks: list[str] = []
+    notices: list[str] = []
+    seen: set[str] = set()
+    for name in _MENTION.findall(text):
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            summary_text = inspect_variable(namespace, name, limit)
+        except ToolError as exc:
+            notices.append(f"@{name} left as text: {exc}")
+            continue
+        blocks.append(f"Variable @{name} (from inspect_variable):\n{summary_text}")
+    return blocks, notices
 
 
 def describe(value: Any) -> str:

@@ -113,6 +113,12 @@ class AgentMagics(Magics):
         "--no-cache", dest="cache", action="store_false", help="prompt caching off (this cell)"
     )
     @argument("--confirm", action="store_true", help="ask before every tool call")
+    @argument(
+        "-k",
+        "--kernel",
+        action="store_true",
+        help="let the model read the kernel's variables (list_variables, inspect_variable)",
+    )
     @argument("-o", "--out", help="store the final assistant message in this variable")
     @argument(
         "--format",

@@ -21,9 +21,12 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from tinyagent.agent_types import ImageContent, TextContent, UserMessage, now_ms
+
 from ._config import Resolved, convert_setting, load_dotenv, render_mode
 from ._conversation import AgentRun, Conversation, RunSpec, execute
 from ._interrupt import run_blocking, running_loop, start_in_worker
+from ._kernel_tools import kernel_tools, mentions
 from ._render import make_renderer
 from ._tools import as_tool
 
@@ -272,9 +275,18 @@ class NotebookSession:
                 "%agent followup, or wait for it"
             )
         body = cell.rstrip("\r\n")  # IPython hands the body over with its final newline
-        prompt = body if args.no_interpolate else interpolate(body, self.user_ns)
-        if not prompt.strip():
+        text = body if args.no_interpolate else interpolate(body, self.user_ns)
+        if not text.strip():
             raise UsageError("%%agent needs a prompt in the cell body")
+        prompt: str | UserMessage = text
+        if not args.no_interpolate:
+            blocks, notices = mentions(text, self.user_ns)
+            for notice in notices:
+                print(notice)
+            if blocks:  # each @variable's summary as its own labelled block after the prompt
+                parts: list[TextContent | ImageContent] = [TextContent(text=text)]
+                parts += [TextContent(text=b) for b in blocks]
+                prompt = UserMessage(content=parts, timestamp=now_ms())
         sticky = {
             "model": args.model,
             "provider": args.provider,
@@ -321,6 +333,7 @@ class NotebookSession:
             prompt=prompt,
             resolved=resolved,
             tools=tools,
+            extra_tools=kernel_tools(self.shell) if getattr(args, "kernel", False) else [],
             temperature=args.temperature,
             max_tokens=args.max_tokens,
             cache=args.cache,
