@@ -14,7 +14,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from support.notebook_fakes import Step, scripted_agent
-from support.notebook_shell import fresh_shell, session_of
+from support.notebook_shell import fresh_shell, outputs_text, session_of, use_script
 
 from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
 from tinyagent.notebook._conversation import Conversation
@@ -39,16 +39,6 @@ def transformer(shell: InteractiveShell) -> Any:
     install_transformer(shell)
     yield shell
     uninstall_transformer(shell)
-
-
-def use_script(shell: InteractiveShell, steps: list[Step], name: str = "bot") -> Any:
-    agent, stream = scripted_agent(steps)
-    shell.user_ns[name] = agent
-    return stream
-
-
-def outputs_text(captured: Any) -> str:
-    return captured.stdout + "\n".join(o.data.get("text/plain", "") for o in captured.outputs)
 
 
 def test_cell_magic_renders_one_final_output_and_sets_agent_last(shell: InteractiveShell) -> None:

@@ -12,7 +12,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from support.notebook_fakes import Step, scripted_agent
-from support.notebook_shell import fresh_shell, session_of
+from support.notebook_shell import fresh_shell, outputs_text, session_of
 
 from tinyagent.notebook._magics import AgentMagics
 
@@ -22,16 +22,6 @@ SECRET = "sk-or-v1-THIS-IS-A-SECRET-0123456789"
 @pytest.fixture
 def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> InteractiveShell:
     return fresh_shell(monkeypatch, tmp_path)
-
-
-def use_script(shell: InteractiveShell, steps: list[Step], name: str = "bot") -> Any:
-    agent, stream = scripted_agent(steps)
-    shell.user_ns[name] = agent
-    return stream
-
-
-def outputs_text(captured: Any) -> str:
-    return captured.stdout + "\n".join(o.data.get("text/plain", "") for o in captured.outputs)
 
 
 def test_missing_key_runs_nothing_and_names_the_variable_and_demo(shell: InteractiveShell) -> None:

@@ -13,6 +13,20 @@ from tinyagent.notebook._conversation import Conversation
 from tinyagent.notebook._session import NotebookSession, session_for
 
 
+def use_script(shell: Any, steps: list[Any], name: str = "bot") -> Any:
+    """A scripted Agent (``support.notebook_fakes``) as ``name`` in the namespace; its stream."""
+    from support.notebook_fakes import scripted_agent
+
+    agent, stream = scripted_agent(steps)
+    shell.user_ns[name] = agent
+    return stream
+
+
+def outputs_text(captured: Any) -> str:
+    """What a captured cell printed plus the plain text of what it displayed."""
+    return captured.stdout + "\n".join(o.data.get("text/plain", "") for o in captured.outputs)
+
+
 def session_of(shell: Any) -> NotebookSession:
     session = session_for(shell)
     assert session is not None, "the extension is loaded in this shell"
