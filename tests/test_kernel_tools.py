@@ -29,8 +29,12 @@ def shell() -> InteractiveShell:
 
 
 def tools_for(shell: InteractiveShell):
-    listing, inspecting = kernel_tools(shell)
-    assert (listing.name, inspecting.name) == ("list_variables", "inspect_variable")
+    listing, inspecting, running = kernel_tools(shell)
+    assert (listing.name, inspecting.name, running.name) == (
+        "list_variables",
+        "inspect_variable",
+        "run_python",
+    )
     return listing, inspecting
 
 
@@ -70,7 +74,7 @@ def test_a_million_row_frame_stays_within_the_bound(shell):
 
 def test_the_bound_is_marked_when_it_cuts(shell):
     shell.user_ns["cfg"] = {f"key{i}": "v" * 50 for i in range(100)}
-    (_, inspecting) = kernel_tools(shell, limit=120)
+    (_, inspecting, _) = kernel_tools(shell, limit=120)
     text = call(inspecting, name="cfg")
     assert len(text) <= 120 and text.endswith(TRUNCATED)
 
@@ -134,7 +138,7 @@ def test_kernel_tools_needs_a_shell():
     from IPython.core.interactiveshell import InteractiveShell as Shell
 
     if Shell.initialized():  # another test made the global shell: then it is found
-        assert [t.name for t in kernel_tools()] == ["list_variables", "inspect_variable"]
+        assert [t.name for t in kernel_tools()] == ["list_variables", "inspect_variable", "run_python"]
     else:
         with pytest.raises(RuntimeError, match="running IPython shell"):
             kernel_tools()

@@ -40,7 +40,7 @@ def test_kernel_tools_are_offered_for_that_cell_only_and_read_the_namespace(shel
         shell.run_cell_magic("agent", "--agent bot --kernel", "How many rows has df?")
         shell.run_cell_magic("agent", "--agent bot", "And now?")
     first, _, third = stream.calls
-    assert [t.name for t in first.tools] == ["list_variables", "inspect_variable"]
+    assert [t.name for t in first.tools] == ["list_variables", "inspect_variable", "run_python"]
     assert not third.tools and agent.state.tools == []
     result = next(m for m in agent.state.messages if m.role == "tool_result")
     assert not result.is_error and "3 rows x 1 columns" in result.content[0].text

@@ -31,7 +31,9 @@ from tinyagent.agent_types import (
     UserMessage,
 )
 
+from . import _approval
 from ._config import Resolved, resolve
+from ._kernel_tools import ASKS_FIRST
 from ._render import Renderer
 
 DENIED = "Tool call denied by the user"
@@ -66,6 +68,7 @@ class Conversation:
         self.sticky: dict[str, Any] = {}
         self.tool_names: list[str] | None = None
         self.current: AgentRun | None = None
+        self.always_approved: set[str] = set()  # tools answered "Always in this conversation"
 
     @property
     def agent(self) -> Any:
@@ -182,7 +185,7 @@ def _timed_tool(tool: AgentTool, renderer: Renderer) -> AgentTool:
 def _confirming(previous: Any, renderer: Renderer) -> Callable[..., Any]:
     async def before_tool_call(tool_call: Any, tool: Any, args: Any) -> ToolLoopControl | None:
         card = renderer.doc.card(tool_call.id or "", tool_call.name or "")
-        if not await renderer.confirm(card):
+        if tool_call.name not in ASKS_FIRST and not await renderer.confirm(card):
             return ToolLoopControl(
                 result=AgentToolResult(content=[TextContent(text=DENIED)]), is_error=True
             )
@@ -192,6 +195,22 @@ def _confirming(previous: Any, renderer: Renderer) -> Callable[..., Any]:
         return await value if inspect.isawaitable(value) else value
 
     return before_tool_call
+
+
+def approver(conversation: Conversation, renderer: Renderer) -> _approval.Approver:
+    """Questions of tools that ask first (``run_python``), answered in this run's view; an
+    "Always" answer holds for the rest of the conversation."""
+
+    async def ask(tool_call_id: str, tool_name: str, detail: str) -> str:
+        if tool_name in conversation.always_approved:
+            return _approval.RUN
+        card = renderer.doc.card(tool_call_id, tool_name)
+        choice = await renderer.choose(card, (_approval.RUN, _approval.SKIP, _approval.ALWAYS))
+        if choice == _approval.ALWAYS:
+            conversation.always_approved.add(tool_name)
+        return choice
+
+    return ask
 
 
 def _run_options(conversation: Conversation, spec: RunSpec, renderer: Renderer) -> RunOptions:
@@ -292,6 +311,7 @@ async def execute(
         unsubscribe = unsubscribe_both
         # The cell shows the run's error as a banner; no second copy on stderr.
         reported = REPORTED_BY_CALLER.set(True)
+        asking = _approval.APPROVER.set(approver(conversation, renderer))
         try:
             result = await agent.prompt(spec.prompt, options=options)
         except asyncio.CancelledError:
@@ -306,6 +326,7 @@ async def execute(
             error = exc
             renderer.note("banner", f"Error: {exc}")
         finally:
+            _approval.APPROVER.reset(asking)
             REPORTED_BY_CALLER.reset(reported)
     finally:
         if unsubscribe is not None:

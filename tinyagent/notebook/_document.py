@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ._approval import SKIPPED
 from ._items import (
     Item,
     NoteItem,
@@ -25,6 +26,7 @@ from ._items import (
     ToolCard,
     error_banner,
     message_text,
+    result_images,
     result_text,
     usage_line,
 )
@@ -287,11 +289,14 @@ class RunDocument:
     def _on_tool_execution_end(self, event: Any) -> None:
         card = self.card(event.tool_call_id, event.tool_name)
         card.result = result_text(event.result)
+        card.images = result_images(event.result)
         if event.is_error:
             if card.result == "Tool execution aborted":
                 card.status = "aborted"
             elif card.result == "Tool call denied by the user":
                 card.status = "denied"
+            elif card.result == SKIPPED:
+                card.status = "skipped"
             else:
                 card.status = "error"
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from ._markdown import BlockSplitter, markdown_html, plain_html
@@ -32,11 +33,32 @@ def result_text(result: Any) -> str:
     return "".join(parts)
 
 
+_IMAGE_URL = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+")
+
+
+def result_images(result: Any) -> list[str]:
+    """The ``data:`` image URLs of a tool result (what a card shows; other URLs are dropped)."""
+    urls = []
+    for block in getattr(result, "content", None) or []:
+        url = getattr(block, "url", None) if getattr(block, "type", None) == "image" else None
+        if isinstance(url, str) and _IMAGE_URL.fullmatch(url):
+            urls.append(url)
+    return urls
+
+
 def message_text(message: Any) -> str:
     return "".join(
         getattr(b, "text", "") or ""
         for b in getattr(message, "content", None) or []
         if getattr(b, "type", None) == "text"
+    )
+
+
+def code_box(code: str) -> str:
+    """Code shown as code, with a Copy button (the ``.ta-code`` markup the view's JS handles)."""
+    return (
+        '<div class="ta-code"><button class="ta-copy" type="button" title="Copy code">Copy'
+        f"</button>{plain_html(code)}</div>"
     )
 
 
@@ -170,8 +192,11 @@ _STATUS_LABEL = {
     "error": "error",
     "aborted": "aborted",
     "denied": "denied",
+    "skipped": "skipped",
 }
 _ARGS_PREVIEW = 1500
+#: the buttons of a confirm note (``--confirm``: run/skip; ``run_python``: all three)
+_CHOICE_LABEL = {"run": "Run", "skip": "Skip", "always": "Always in this conversation"}
 _RESULT_LIMIT = 20000
 
 
@@ -186,6 +211,7 @@ class ToolCard(Item):
         self.status = "streaming"
         self.partial = ""
         self.result: str | None = None
+        self.images: list[str] = []  # data: URLs (run_python's figures)
         self.started: float | None = None
         self.duration: float | None = None
 
@@ -210,7 +236,7 @@ class ToolCard(Item):
         out = [
             (self.id, '<div class="ta-card" data-slot></div>'),
             (f"{self.id}.h", f'<div class="ta-card-head">{head}</div>'),
-            (f"{self.id}.a", f'<div class="ta-args">{plain_html(self.args_text())}</div>'),
+            (f"{self.id}.a", f'<div class="ta-args">{self._args_html()}</div>'),
         ]
         if self.partial and self.result is None:
             out.append(
@@ -228,7 +254,17 @@ class ToolCard(Item):
                     f'<div class="ta-result">{plain_html(self._clip(self.result))}</div>',
                 )
             )
+        images = "".join(
+            f'<img src="{url}" alt="image from {_esc(self.name)}">' for url in self.images
+        )
+        out.append((f"{self.id}.i", f'<div class="ta-images">{images}</div>' if images else ""))
         return out
+
+    def _args_html(self) -> str:
+        code = self.args.get("code") if isinstance(self.args, dict) else None
+        if self.name == "run_python" and isinstance(code, str):
+            return code_box(code)  # the code as code, with a Copy button, not as JSON
+        return plain_html(self.args_text())
 
     def live_ops(self) -> list[Op]:
         ops: list[Op] = []
@@ -288,6 +324,7 @@ class NoteItem(Item):
         self.kind = kind
         self.body = text
         self.detail = detail  # variable text (timings) kept out of text/plain
+        self.choices: tuple[str, ...] = ("run", "skip")  # a "confirm" note's buttons
 
     def html(self) -> str:
         if not self.body:
@@ -296,11 +333,12 @@ class NoteItem(Item):
             return f'<div class="ta-user">{markdown_html(self.body)}</div>'
         if self.kind == "confirm":  # body: tool name, detail: the card id the answer refers to
             key = _esc(self.detail)
-            return (
-                f'<div class="ta-confirm">Run tool <b>{_esc(self.body)}</b>? '
-                f'<button data-confirm="{key}" data-ok="1">Approve</button> '
-                f'<button data-confirm="{key}" data-ok="0">Deny</button></div>'
+            buttons = " ".join(
+                f'<button data-confirm="{key}" data-choice="{choice}" '
+                f'data-ok="{1 if choice != "skip" else 0}">{_CHOICE_LABEL[choice]}</button>'
+                for choice in self.choices
             )
+            return f'<div class="ta-confirm">Run tool <b>{_esc(self.body)}</b>? {buttons}</div>'
         detail = f' <span class="ta-time">{_esc(self.detail)}</span>' if self.detail else ""
         return f'<div class="ta-{self.kind}">{_esc(self.body)}{detail}</div>'
 

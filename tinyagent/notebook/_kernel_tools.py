@@ -1,6 +1,10 @@
-"""Tools that let the model look at the kernel: ``list_variables`` and ``inspect_variable``.
+"""Tools that let the model work in the kernel: ``list_variables``, ``inspect_variable`` and
+``run_python``.
 
-``kernel_tools(shell=None)`` binds them to the running IPython shell's namespace. Every output is
+``kernel_tools(shell=None)`` binds them to the running IPython shell's namespace. ``run_python``
+asks before it runs (``approve=False`` turns that off; see ``_approval``), runs the code as a cell
+would (``_run_python``) and returns its output, value, error and images; the images are
+downscaled to ``image_max_side`` pixels before they reach the model. Every output is
 bounded (``limit`` characters, "[truncated]" marking a cut) so a 1,000,000-row DataFrame costs a
 few KB, never an unbounded ``repr``. Variables whose names look like secrets are listed as
 ``<hidden>`` and never inspected, and the values of known API-key variables are scrubbed from
@@ -11,23 +15,42 @@ pandas, polars and numpy are recognised by duck typing and never imported here.
 
 from __future__ import annotations
 
+import base64
 import difflib
 import inspect
+import io
 import os
 import re
 import reprlib
+import time
 import types
 from collections.abc import Mapping
 from typing import Any
 
 from tinyagent._provider_routing import PROVIDER_KEY_ENV
 from tinyagent._tool_functions import ToolError
-from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
+from tinyagent.agent_types import AgentTool, AgentToolResult, ImageContent, TextContent
 
-__all__ = ["DEFAULT_LIMIT", "inspect_variable", "kernel_tools", "list_variables", "mentions"]
+from . import _approval
+from ._run_python import CodeOutcome, run_code
+
+__all__ = [
+    "ASKS_FIRST",
+    "DEFAULT_LIMIT",
+    "inspect_variable",
+    "kernel_tools",
+    "list_variables",
+    "mentions",
+]
 
 #: Characters per tool output by default.
 DEFAULT_LIMIT = 4000
+#: Longest side, in pixels, of an image sent to the model.
+IMAGE_MAX_SIDE = 1024
+#: Tools that ask for approval themselves (``--confirm`` does not ask a second time).
+ASKS_FIRST = frozenset({"run_python"})
+#: Seconds between live output updates of a running ``run_python``.
+_OUTPUT_INTERVAL = 0.1
 TRUNCATED = "\n[truncated]"
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 #: IPython's own names in every namespace, besides ``_``-prefixed ones.
@@ -86,7 +109,9 @@ def summary(value: Any) -> str:
 
 
 def list_variables(
-    namespace: Mapping[str, Any], hidden: Mapping[str, Any] | None = None, limit: int = DEFAULT_LIMIT
+    namespace: Mapping[str, Any],
+    hidden: Mapping[str, Any] | None = None,
+    limit: int = DEFAULT_LIMIT,
 ) -> str:
     lines = []
     for name, value in sorted(user_variables(namespace, hidden)):
@@ -189,7 +214,9 @@ def _polars_frame(frame: Any) -> str:
     rows, cols = frame.shape
     nulls = frame.null_count().row(0)
     parts = [f"polars DataFrame: {rows} rows x {cols} columns", "columns (dtype, nulls):"]
-    parts += [f"  {c}: {t}, {n} null" for (c, t), n in zip(frame.schema.items(), nulls, strict=False)]
+    parts += [
+        f"  {c}: {t}, {n} null" for (c, t), n in zip(frame.schema.items(), nulls, strict=False)
+    ]
     parts.append("head:\n" + str(frame.head(_HEAD_ROWS)))
     return "\n".join(parts)
 
@@ -201,15 +228,22 @@ def _ndarray(array: Any) -> str:
     return "\n".join(parts)
 
 
-def kernel_tools(shell: Any = None, *, limit: int = DEFAULT_LIMIT) -> list[AgentTool]:
-    """``list_variables`` and ``inspect_variable`` over ``shell``'s namespace (the running IPython
-    shell by default). Neither asks for approval: they only read."""
+def kernel_tools(
+    shell: Any = None,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    approve: bool = True,
+    image_max_side: int = IMAGE_MAX_SIDE,
+) -> list[AgentTool]:
+    """``list_variables``, ``inspect_variable`` and ``run_python`` over ``shell``'s namespace (the
+    running IPython shell by default). Only ``run_python`` asks first, unless ``approve=False``."""
     if shell is None:
         from IPython import get_ipython
 
         shell = get_ipython()
     if shell is None:
         raise RuntimeError("kernel_tools() needs a running IPython shell (or pass shell=)")
+    always = False  # "Always" answered once: this tool set stops asking
 
     async def list_execute(tool_call_id: str, args: Any, signal: Any, on_update: Any):
         hidden = getattr(shell, "user_ns_hidden", None)
@@ -217,6 +251,45 @@ def kernel_tools(shell: Any = None, *, limit: int = DEFAULT_LIMIT) -> list[Agent
 
     async def inspect_execute(tool_call_id: str, args: Any, signal: Any, on_update: Any):
         return _text(inspect_variable(shell.user_ns, str(args.get("name", "")), limit))
+
+    async def run_execute(tool_call_id: str, args: Any, signal: Any, on_update: Any):
+        nonlocal always
+        code = str(args.get("code", ""))
+        if not code.strip():
+            raise ToolError("run_python needs Python code in its 'code' argument.")
+        if approve and not always:
+            choice = await _approval.ask(tool_call_id, "run_python", code)
+            if choice == _approval.NO_ONE_TO_ASK:
+                raise ToolError(_approval.HEADLESS_REFUSAL)
+            if choice == _approval.SKIP:
+                raise ToolError(_approval.SKIPPED)
+            always = choice == _approval.ALWAYS
+        last = [0.0]
+
+        def live_output(text: str) -> None:
+            now = time.monotonic()
+            if on_update is not None and now - last[0] >= _OUTPUT_INTERVAL:
+                last[0] = now
+                on_update(_text(bounded(text, limit)))
+
+        outcome = await run_code(shell, code, live_output)
+        if outcome.interrupted:
+            if signal is not None:
+                signal.set()  # the run ends aborted, as the interrupted cell would
+            raise ToolError(
+                bounded(code_report(outcome), limit)
+                + "\nInterrupted: the person stopped the code; what it did before stays."
+            )
+        if outcome.error is not None:
+            raise ToolError(bounded(code_report(outcome), limit))
+        content: list[TextContent | ImageContent] = [
+            TextContent(text=bounded(code_report(outcome), limit))
+        ]
+        for mime, data in outcome.images:
+            mime, data = downscaled(mime, data, image_max_side)
+            url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+            content.append(ImageContent(url=url, mime_type=mime))
+        return AgentToolResult(content=content)
 
     return [
         AgentTool(
@@ -240,7 +313,53 @@ def kernel_tools(shell: Any = None, *, limit: int = DEFAULT_LIMIT) -> list[Agent
             },
             execute=inspect_execute,
         ),
+        AgentTool(
+            name="run_python",
+            label="run_python",
+            description=(
+                "Run Python code in the user's notebook kernel, in their namespace, like a cell: "
+                "returns what it printed, the value of the last expression, the error with its "
+                "traceback, and figures (matplotlib) as images. Variables it defines stay."
+            ),
+            parameters={
+                "type": "object",
+                "properties": {"code": {"type": "string", "description": "the Python code"}},
+                "required": ["code"],
+            },
+            execute=run_execute,
+        ),
     ]
+
+
+def code_report(outcome: CodeOutcome) -> str:
+    """What the model reads about the code's run, in order: output, value, error, images."""
+    parts = []
+    if outcome.output:
+        parts.append(outcome.output.rstrip("\n"))
+    if outcome.result is not None:
+        parts.append(f"Out: {outcome.result}")
+    if outcome.error is not None:
+        parts.append(outcome.error)
+    if outcome.images:
+        count = len(outcome.images)
+        parts.append(f"[{count} image{'s' if count > 1 else ''} attached]")
+    return "\n".join(parts) or "(the code ran; it printed nothing and has no value)"
+
+
+def downscaled(mime: str, data: bytes, max_side: int) -> tuple[str, bytes]:
+    """The image with its longest side at most ``max_side`` (Pillow, which matplotlib brings);
+    unchanged when it is small enough or Pillow is not there."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return mime, data
+    with Image.open(io.BytesIO(data)) as image:
+        if max(image.size) <= max_side:
+            return mime, data
+        image.thumbnail((max_side, max_side))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+    return "image/png", buffer.getvalue()
 
 
 def _text(text: str) -> AgentToolResult:

@@ -88,9 +88,7 @@ class AgentMagics(Magics):
     @magic_arguments()
     @argument("-m", "--model", help="model id (sticky)")
     @argument("--provider", help="provider, e.g. openrouter, openai, minimax (sticky)")
-    @argument(
-        "--base-url", help="chat-completions URL, or an API base ending in /v1 (sticky)"
-    )
+    @argument("--base-url", help="chat-completions URL, or an API base ending in /v1 (sticky)")
     @argument("-s", "--system", help="system prompt (sticky)")
     @argument(
         "-t",
@@ -117,7 +115,13 @@ class AgentMagics(Magics):
         "-k",
         "--kernel",
         action="store_true",
-        help="let the model read the kernel's variables (list_variables, inspect_variable)",
+        help="let the model use the kernel: list_variables, inspect_variable, run_python",
+    )
+    @argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="with --kernel: run_python runs code without asking first",
     )
     @argument("-o", "--out", help="store the final assistant message in this variable")
     @argument(

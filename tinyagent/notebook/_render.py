@@ -69,19 +69,25 @@ class Renderer:
 
     async def confirm(self, card: ToolCard) -> bool:
         """Ask the user whether a tool call may run (``--confirm``)."""
-        prompt = f"Run tool {card.name}({card.args_text()})? [y/N] "
+        return await self.choose(card, ("run", "skip")) == "run"
+
+    async def choose(self, card: ToolCard, choices: tuple[str, ...]) -> str:
+        """Ask whether a tool call may run: one of ``choices`` (``run``, ``skip``, ``always``),
+        or ``headless`` when nobody can answer here (no stdin: nbclient, nbval)."""
+        always = " / [a]lways in this conversation" if "always" in choices else ""
+        prompt = f"Run tool {card.name}({card.args_text()})? [y]es / [N]o{always} "
         try:
-            answer = input(prompt)
-        except (EOFError, RuntimeError, OSError, NotImplementedError):
-            return False
-        except Exception:  # noqa: BLE001 - e.g. StdinNotImplementedError under nbclient
-            return False
-        return answer.strip().lower() in ("y", "yes")
+            answer = input(prompt).strip().lower()
+        except Exception:  # noqa: BLE001 - EOFError, StdinNotImplementedError under nbclient
+            return "headless"
+        if always and answer in ("a", "always"):
+            return "always"
+        return "run" if answer in ("y", "yes") else "skip"
 
 
 class QuietRenderer(Renderer):
-    async def confirm(self, card: ToolCard) -> bool:
-        return False
+    async def choose(self, card: ToolCard, choices: tuple[str, ...]) -> str:
+        return "headless"
 
 
 class FinalRenderer(Renderer):
@@ -174,7 +180,7 @@ class LiveRenderer(Renderer):
         self.view = view
         self._display = display
         self._handle: Any = None
-        self._confirms: dict[str, asyncio.Future[bool]] = {}
+        self._confirms: dict[str, asyncio.Future[str]] = {}
 
     def start(self) -> None:
         if self.view is None:
@@ -228,7 +234,7 @@ class LiveRenderer(Renderer):
         super().finish()
         for future in self._confirms.values():
             if not future.done():
-                future.set_result(False)
+                future.set_result("skip")
         if self.embedded:
             return
         static = StaticOutput.from_document(self.doc)
@@ -237,15 +243,16 @@ class LiveRenderer(Renderer):
         if self.view is not None:
             self.view.close()
 
-    async def confirm(self, card: ToolCard) -> bool:
+    async def choose(self, card: ToolCard, choices: tuple[str, ...]) -> str:
         if threading.current_thread() is not threading.main_thread():
             # the worker-loop fallback: the kernel handles the click only after the cell ends,
             # so waiting for it would deadlock; ask through stdin instead
-            return await super().confirm(card)
+            return await super().choose(card, choices)
         key = card.id
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._confirms[key] = future
         ask = self.doc.note("confirm", card.name, key)
+        ask.choices = choices
         self.flush()
         try:
             return await future
@@ -256,11 +263,14 @@ class LiveRenderer(Renderer):
 
     def _confirm_clicked(self, msg: dict[str, Any]) -> None:
         future = self._confirms.get(str(msg.get("id")))
+        choice = msg.get("choice")
+        if choice not in ("run", "skip", "always"):
+            choice = "run" if msg.get("ok") else "skip"
         if future is not None and not future.done():
-            future.get_loop().call_soon_threadsafe(_settle, future, bool(msg.get("ok")))
+            future.get_loop().call_soon_threadsafe(_settle, future, choice)
 
 
-def _settle(future: asyncio.Future[bool], value: bool) -> None:
+def _settle(future: asyncio.Future[str], value: str) -> None:
     if not future.done():
         future.set_result(value)
 

@@ -333,7 +333,7 @@ class NotebookSession:
             prompt=prompt,
             resolved=resolved,
             tools=tools,
-            extra_tools=kernel_tools(self.shell) if getattr(args, "kernel", False) else [],
+            extra_tools=kernel_tools(self.shell, approve=not args.yes) if args.kernel else [],
             temperature=args.temperature,
             max_tokens=args.max_tokens,
             cache=args.cache,
