@@ -1,8 +1,9 @@
 """End to end: Agent + stream_alchemy_openai_completions (the Rust core) + the loopback server.
 
 The seed README's quickstart and ``sum`` tool examples against the demo model, prompt-cache
-markers and session id on the wire, Agent-level output controls, abort closing the connection,
-and the fault matrix at Agent level (every failure is a message, exactly one ``agent_end``).
+markers and session id on the wire, Agent-level output controls, both shapes of tool-result images
+(``compat.supports_tool_result_images``), abort closing the connection, and the fault matrix at
+Agent level (every failure is a message, exactly one ``agent_end``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,17 @@ from typing import Any
 import pytest
 from support.agent_support import LIVENESS_SECONDS, Recorder
 
-from tinyagent import Agent, AgentOptions, AgentTool, AgentToolResult, TextContent, ThinkingLevel
+from tinyagent import (
+    Agent,
+    AgentOptions,
+    AgentTool,
+    AgentToolResult,
+    ImageContent,
+    TextContent,
+    ThinkingLevel,
+)
 from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
-from tinyagent.testing import DemoBrain, Fault, ModelServer, Reply, ScriptedBrain
+from tinyagent.testing import DemoBrain, Fault, ModelServer, Reply, ScriptedBrain, ToolCallSpec
 
 
 def run(coro: Any) -> Any:
@@ -121,6 +130,63 @@ def test_cache_markers_and_output_controls_reach_the_wire():
     assert all(
         b.cache_control is None for m in agent.state.messages if m.role == "user" for b in m.content
     )
+
+
+SHOT_URL = "data:image/png;base64,iVBORw0KGgo="
+
+
+async def take_screenshot(
+    tool_call_id: str, args: dict, signal: Any, on_update: Any
+) -> AgentToolResult:
+    return AgentToolResult(
+        content=[
+            TextContent(text="the login page"),
+            ImageContent(url=SHOT_URL, mime_type="image/png"),
+        ]
+    )
+
+
+SHOT_TOOL = AgentTool(
+    name="screenshot",
+    description="Capture the screen",
+    parameters={"type": "object", "properties": {}},
+    execute=take_screenshot,
+)
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["default", "supports_tool_result_images"])
+def test_tool_result_images_reach_the_wire_in_the_shape_the_compat_flag_asks(inline: bool):
+    shot_call = ToolCallSpec("screenshot", {}, id="call_shot")
+    brain = ScriptedBrain([Reply(tool_calls=[shot_call]), Reply(text="I see a login page.")])
+    with ModelServer(brain) as server:
+        agent, _ = readme_agent(server.url)
+        agent.set_tools([SHOT_TOOL])
+        if inline:
+            agent.state.model.compat = {"supports_tool_result_images": True}  # type: ignore[union-attr]
+        answer = run(agent.prompt_text("What is on the screen?"))
+        after_tool = server.requests[1].messages
+    assert answer == "I see a login page."
+    tool_index = next(k for k, m in enumerate(after_tool) if m["role"] == "tool")
+    image = {"type": "image_url", "image_url": {"url": SHOT_URL}}
+    if inline:
+        assert after_tool[tool_index:] == [
+            {
+                "role": "tool",
+                "tool_call_id": "call_shot",
+                "content": [{"type": "text", "text": "the login page"}, image],
+            }
+        ]
+    else:
+        assert after_tool[tool_index:] == [
+            {"role": "tool", "tool_call_id": "call_shot", "content": "the login page"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Images returned by tool screenshot (call_shot):"},
+                    image,
+                ],
+            },
+        ]
 
 
 def test_abort_closes_the_connection():

@@ -35,6 +35,8 @@ pub(crate) struct Endpoint<'a> {
     pub session_field: Option<&'a str>,
     pub reasoning_effort: bool,
     pub usage_in_streaming: bool,
+    /// Tool messages may carry image parts (docs/wire.md#messages); no provider does by default.
+    pub tool_result_images: bool,
 }
 
 impl<'a> Endpoint<'a> {
@@ -68,6 +70,7 @@ impl<'a> Endpoint<'a> {
                 .supports_reasoning_effort
                 .unwrap_or(!minimax && provider_lower != "xai"),
             usage_in_streaming: compat.supports_usage_in_streaming.unwrap_or(true),
+            tool_result_images: compat.supports_tool_result_images.unwrap_or(false),
         }
     }
 }
@@ -131,6 +134,7 @@ pub(crate) fn build_body(
         },
         cache_markers: endpoint.cache_control,
         replay_thinking: endpoint.minimax,
+        tool_result_images: endpoint.tool_result_images,
     };
     let (messages, warnings) = convert_messages(ctx, style);
     let mut body = Map::new();

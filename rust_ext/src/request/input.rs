@@ -77,6 +77,8 @@ pub(crate) struct Compat<'a> {
     pub supports_reasoning_effort: Option<bool>,
     pub supports_usage_in_streaming: Option<bool>,
     pub supports_cache_control: Option<bool>,
+    /// Images of a tool result go inside its tool message instead of a follow-up user message.
+    pub supports_tool_result_images: Option<bool>,
     pub max_tokens_field: Option<&'a str>,
     /// `Some("")` disables the session id field.
     pub session_id_field: Option<&'a str>,
@@ -124,6 +126,7 @@ fn parse_compat(obj: &Obj) -> Result<Compat<'_>, String> {
         supports_reasoning_effort: flag("supports_reasoning_effort")?,
         supports_usage_in_streaming: flag("supports_usage_in_streaming")?,
         supports_cache_control: flag("supports_cache_control")?,
+        supports_tool_result_images: flag("supports_tool_result_images")?,
         max_tokens_field,
         session_id_field: text("session_id_field")?,
     })

@@ -18,6 +18,9 @@ pub(crate) struct MessageStyle {
     pub cache_markers: bool,
     /// MiniMax replays thinking inside the assistant content (docs/wire.md#minimax).
     pub replay_thinking: bool,
+    /// The endpoint accepts image parts inside a tool message (`compat.supports_tool_result_images`);
+    /// otherwise they follow the run of tool messages in a user message.
+    pub tool_result_images: bool,
 }
 
 /// Anthropic accepts at most 4 breakpoints per request (docs/wire.md#cache-markers).
@@ -131,8 +134,11 @@ struct OpenTurn<'a> {
     calls: Vec<(&'a str, &'a str)>,
     answered: Vec<bool>,
     by_id: HashMap<&'a str, usize>,
-    /// Extra user messages carrying tool-result images, sent after the run of tool messages.
+    /// Extra user messages carrying tool-result images, sent after the run of tool messages
+    /// (only where the endpoint does not take images in a tool message).
     image_messages: Vec<Value>,
+    /// [`MessageStyle::tool_result_images`]: images stay inside their tool message.
+    inline_images: bool,
 }
 
 impl<'a> OpenTurn<'a> {
@@ -180,7 +186,10 @@ pub(crate) fn convert_messages(
         };
         out.push(json!({"role": style.system_role, "content": content}));
     }
-    let mut turn = OpenTurn::default();
+    let mut turn = OpenTurn {
+        inline_images: style.tool_result_images,
+        ..OpenTurn::default()
+    };
     for (i, message) in ctx.messages.iter().enumerate() {
         match message {
             Message::ToolResult {
@@ -313,6 +322,13 @@ fn tool_result<'a>(
     } else {
         clean_owned(text)
     };
+    if turn.inline_images && !images.is_empty() {
+        let mut parts = Vec::with_capacity(images.len() + 1);
+        parts.push(text_part(content));
+        parts.extend(images);
+        out.push(json!({"role": "tool", "tool_call_id": id, "content": parts}));
+        return;
+    }
     out.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
     if !images.is_empty() {
         let name = tool_name.unwrap_or(turn.calls[k].1);

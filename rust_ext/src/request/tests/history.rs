@@ -198,6 +198,84 @@ fn orphan_calls_are_closed_and_tool_images_follow_the_run() {
     );
 }
 
+/// A turn whose results carry images: "b" with text, "a" with an image only, "c" text only.
+fn tool_images_turn() -> Value {
+    ctx(json!([
+        user("q"),
+        assistant(json!([call("a", "shot", json!({})), call("b", "read", json!({})),
+                         call("c", "grep", json!({}))])),
+        result("b", json!([{"type": "text", "text": "B1"},
+                           {"type": "image", "url": "https://img.example/b.png"},
+                           {"type": "text", "text": "B2"}])),
+        {"role": "tool_result", "tool_call_id": "a", "tool_name": "shot", "content": [
+            {"type": "image", "url": "data:image/png;base64,iVBO"},
+            {"type": "image", "url": "https://img.example/a2.png"}]},
+        result("c", json!([{"type": "text", "text": "C"}])),
+        user("next"),
+    ]))
+}
+
+#[test]
+fn tool_result_images_follow_the_run_unless_the_endpoint_takes_them_inline() {
+    let with = |provider: &str, compat: Value| {
+        let mut m = model(provider, "");
+        m["compat"] = compat;
+        messages_of(&m, &tool_images_turn())
+    };
+    let follow_up = json!([
+        {"role": "tool", "tool_call_id": "b", "content": "B1\nB2"},
+        {"role": "tool", "tool_call_id": "a", "content": "(no output)"},
+        {"role": "tool", "tool_call_id": "c", "content": "C"},
+        {"role": "user", "content": [
+            {"type": "text", "text": "Images returned by tool read (b):"},
+            {"type": "image_url", "image_url": {"url": "https://img.example/b.png"}}]},
+        {"role": "user", "content": [
+            {"type": "text", "text": "Images returned by tool shot (a):"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
+            {"type": "image_url", "image_url": {"url": "https://img.example/a2.png"}}]},
+        {"role": "user", "content": "next"},
+    ]);
+    let tail = |messages: Value| Value::Array(messages.as_array().unwrap()[2..].to_vec());
+    // Off by default for every provider, and when set to false.
+    for provider in ["local", "openai", "openrouter", "minimax", "xai"] {
+        assert_eq!(tail(with(provider, Value::Null)), follow_up, "{provider}");
+    }
+    assert_eq!(
+        tail(with(
+            "openrouter",
+            json!({"supports_tool_result_images": false})
+        )),
+        follow_up
+    );
+    // On: one tool message per result, its text (or the placeholder) then its images.
+    let inline = json!([
+        {"role": "tool", "tool_call_id": "b", "content": [
+            {"type": "text", "text": "B1\nB2"},
+            {"type": "image_url", "image_url": {"url": "https://img.example/b.png"}}]},
+        {"role": "tool", "tool_call_id": "a", "content": [
+            {"type": "text", "text": "(no output)"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
+            {"type": "image_url", "image_url": {"url": "https://img.example/a2.png"}}]},
+        {"role": "tool", "tool_call_id": "c", "content": "C"},
+        {"role": "user", "content": "next"},
+    ]);
+    for provider in ["local", "openrouter"] {
+        assert_eq!(
+            tail(with(provider, json!({"supports_tool_result_images": true}))),
+            inline,
+            "{provider}"
+        );
+    }
+    let mut bad = local();
+    bad["compat"] = json!({"supports_tool_result_images": "yes"});
+    assert_eq!(
+        plan_request(&bad, &tool_images_turn(), &Value::Null, 0)
+            .expect_err("a string is not a bool")
+            .to_string(),
+        "invalid model: 'compat.supports_tool_result_images' must be a bool"
+    );
+}
+
 #[test]
 fn tool_results_without_an_open_call_are_dropped_with_a_warning() {
     let c = ctx(json!([
