@@ -105,6 +105,7 @@ class RunSpec:
     max_tokens: int | None = None
     cache: bool | None = None
     confirm: bool = False
+    instruction: str | None = None  # added to the system prompt for this run (--code)
     # --agent VAR: cell options applied on top of that Agent's own model for this run only
     overrides: dict[str, str] = field(default_factory=dict)
     on_done: list[Callable[[AssistantMessage | None], None]] = field(default_factory=list)
@@ -248,6 +249,9 @@ def _run_options(conversation: Conversation, spec: RunSpec, renderer: Renderer) 
             per_run["max_tokens"] = spec.max_tokens
     if spec.cache is not None:
         per_run["enable_prompt_caching"] = spec.cache
+    if spec.instruction:
+        system = per_run.get("system_prompt", agent.state.system_prompt) or ""
+        per_run["system_prompt"] = f"{system}\n\n{spec.instruction}".strip()
     tools = spec.tools if spec.tools is not None else list(agent.state.tools)
     per_run["tools"] = [_timed_tool(tool, renderer) for tool in [*tools, *spec.extra_tools]]
     if spec.confirm:

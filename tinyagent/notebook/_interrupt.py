@@ -28,6 +28,8 @@ logger = logging.getLogger("tinyagent.notebook")
 T = TypeVar("T")
 
 _CELL_HEADER = re.compile(r"^%%agent(?P<args>[ \t].*)?$")
+#: a cell that is only ``%agent fix ...``: it runs like a %%agent cell (kernel tools on the loop)
+_FIX_LINE = re.compile(r"^%agent[ \t]+(?P<line>fix(?:[ \t].*)?)$")
 
 
 def agent_cell_transformer(lines: list[str]) -> list[str]:
@@ -35,6 +37,13 @@ def agent_cell_transformer(lines: list[str]) -> list[str]:
     if not lines:
         return lines
     header = lines[0].rstrip("\r\n")
+    fix = _FIX_LINE.match(header.strip())
+    if fix is not None and not "".join(lines[1:]).strip():
+        line = fix.group("line").strip()
+        return [
+            "await __import__('tinyagent.notebook._magics', fromlist=['run_agent_cell'])"
+            f".run_agent_cell({line!r}, None)\n"
+        ]
     match = _CELL_HEADER.match(header)
     if match is None or header.rstrip().endswith("?"):
         return lines  # not ours, or ``%%agent?`` help

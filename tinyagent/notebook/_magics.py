@@ -31,6 +31,8 @@ Line subcommands (``%agent <subcommand>``; add ``--name NAME`` for a named conve
   load PATH                rebuild a conversation from an exported transcript
   doctor                   versions, extension, endpoint, key source, front end, render mode
   demo                     start the offline demo model and point the default conversation at it
+  fix [options]            explain the last exception and propose a corrected cell (takes the
+                           %%agent options, e.g. --kernel to let the model test its fix)
   stop                     abort the running (background) run
   steer TEXT               queue a steering message into the running run
   followup TEXT            queue a follow-up message into the running run
@@ -130,6 +132,11 @@ class AgentMagics(Magics):
         default="markdown",
         help="how the answer renders; code also puts its code block into a new cell",
     )
+    @argument(
+        "--code",
+        action="store_true",
+        help="ask for code only; the answer's code block goes into a new cell below",
+    )
     @argument("--no-stream", action="store_true", help="render once at the end")
     @argument("--quiet", action="store_true", help="no rendering (history and --out still kept)")
     @argument("--bg", action="store_true", help="start the run and return a handle at once")
@@ -150,9 +157,13 @@ class AgentMagics(Magics):
         in ``_agent_last``.
         """
         if cell is None:
-            return run_subcommand(self.session, line)
+            fix = _fix_options(line)
+            if fix is None:
+                return run_subcommand(self.session, line)
+            prepared = self.session.prepare_fix(self.parse(fix))
+        else:
+            prepared = self.session.prepare(self.parse(line), cell)
         session = self.session
-        prepared = session.prepare(self.parse(line), cell)
         if prepared is None:
             return None
         if prepared.background:
@@ -160,12 +171,16 @@ class AgentMagics(Magics):
         session.run_blocking(prepared)
         return None
 
-    async def run_cell_async(self, line: str, cell: str) -> Any:
-        """The input-transformer path: awaited on the kernel loop."""
+    async def run_cell_async(self, line: str, cell: str | None) -> Any:
+        """The input-transformer path: awaited on the kernel loop (``cell`` None: the line of a
+        ``%agent fix`` cell)."""
         # run_cell_magic expands {var}/$var in the magic line; the transformer path does too
         session = self.session
         line = session.shell.var_expand(line, depth=1)
-        prepared = session.prepare(self.parse(line), cell)
+        if cell is None:
+            prepared = session.prepare_fix(self.parse(_fix_options(line) or ""))
+        else:
+            prepared = session.prepare(self.parse(line), cell)
         if prepared is None:
             return None
         if prepared.background:
@@ -177,7 +192,13 @@ class AgentMagics(Magics):
 AgentMagics.agent.__doc__ = (AgentMagics.agent.__doc__ or "") + SUBCOMMANDS_HELP
 
 
-def run_agent_cell(line: str, cell: str) -> Any:
+def _fix_options(line: str) -> str | None:
+    """The ``%%agent`` options of a ``%agent fix ...`` line; ``None`` for other subcommands."""
+    head, _, rest = line.strip().partition(" ")
+    return rest if head == "fix" else None
+
+
+def run_agent_cell(line: str, cell: str | None) -> Any:
     """Entry point of transformed ``%%agent`` cells (see ``_interrupt``): the running shell's
     magics, found through the shell as IPython finds them."""
     from IPython import get_ipython

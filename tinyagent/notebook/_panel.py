@@ -24,12 +24,22 @@ class ChatPanel:
     """``display(ChatPanel(agent=None, **config))``; ``send``/``stop``/``await wait()`` for code.
 
     ``config`` accepts the sticky settings ``model``, ``provider``, ``base_url``, ``system`` and
-    ``models`` (the choices of the model selector).
+    ``models`` (the choices of the model selector). ``kernel=True`` gives the model the kernel
+    tools (``list_variables``, ``inspect_variable``, ``run_python``, which asks in the panel
+    before it runs code); ``kernel="auto"`` runs code without asking.
     """
 
     def __init__(
-        self, agent: Any = None, *, models: list[str] | None = None, **config: Any
+        self,
+        agent: Any = None,
+        *,
+        models: list[str] | None = None,
+        kernel: bool | str = False,
+        **config: Any,
     ) -> None:
+        if kernel not in (False, True, "auto"):
+            raise ValueError(f"ChatPanel: kernel must be False, True or 'auto', not {kernel!r}")
+        self.kernel = kernel
         unknown = set(config) - {"model", "provider", "base_url", "system"}
         if unknown:
             raise TypeError(f"ChatPanel: unknown settings {sorted(unknown)}")
@@ -177,7 +187,7 @@ class ChatPanel:
         tools = None
         if self.conversation.tool_names and session is not None:
             tools = session.resolve_tools(self.conversation.tool_names)
-        spec = RunSpec(prompt=text, resolved=resolved, tools=tools)
+        spec = RunSpec(prompt=text, resolved=resolved, tools=tools, extra_tools=self._kernel_tools())
         spec.on_done.append(lambda _message: self._after_run(run))
         self.run = run
         self.view.update_state(running=True)
@@ -187,6 +197,13 @@ class ChatPanel:
         else:  # no loop in this thread (a plain script): a worker-thread loop
             start_in_worker(lambda: execute(self.conversation, spec, run))
         return run
+
+    def _kernel_tools(self) -> list[Any]:
+        if not self.kernel:
+            return []
+        from ._kernel_tools import kernel_tools
+
+        return kernel_tools(approve=self.kernel != "auto")
 
     def _after_run(self, run: AgentRun) -> None:
         """Runs on the run's loop when it ended: leftover steering, usage, controls."""

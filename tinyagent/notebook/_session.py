@@ -38,6 +38,11 @@ TRAIT_KEYS = ("model", "provider", "base_url", "system")
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}")
 _CODE_BLOCK = re.compile(r"^ {0,3}(```|~~~)[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.MULTILINE | re.DOTALL)
 _MISSING = object()
+#: the system-prompt addition of ``--code``
+CODE_ONLY = (
+    "Answer with code only: one fenced Python code block that can be run as a notebook cell, "
+    "with comments for anything that needs explaining, and no text outside the block."
+)
 
 
 def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
@@ -262,6 +267,16 @@ class NotebookSession:
 
     # -- cells -------------------------------------------------------------------------------
 
+    def prepare_fix(self, args: argparse.Namespace) -> CellRun | None:
+        """``%agent fix [options]``: the last exception as the prompt of a ``%%agent`` run."""
+        from ._fix import NO_EXCEPTION, fix_prompt, last_exception
+
+        exc = last_exception()
+        if exc is None:
+            raise UsageError(NO_EXCEPTION)
+        args.no_interpolate = True  # tracebacks are full of braces and @
+        return self.prepare(args, fix_prompt(self.shell, exc, kernel=args.kernel))
+
     def prepare(self, args: argparse.Namespace, cell: str) -> CellRun | None:
         """Turn parsed ``%%agent`` options and the body into a run; ``None`` when the run was
         refused (the missing-key banner is already shown)."""
@@ -313,6 +328,8 @@ class NotebookSession:
         if args.replay or args.record:
             resolved = self._through_cassette(conv, args, resolved)
         mode = "quiet" if args.quiet else self.render_mode()
+        if args.code:
+            args.format = "code"
         if args.no_stream and mode in ("live", "text"):
             mode = "final"
         holder: dict[str, AgentRun] = {}
@@ -338,6 +355,7 @@ class NotebookSession:
             max_tokens=args.max_tokens,
             cache=args.cache,
             confirm=args.confirm,
+            instruction=CODE_ONLY if args.code else None,
             overrides=overrides,
         )
         spec.on_done.append(lambda message: self._store(message, args))
