@@ -7,104 +7,31 @@ the test can see the connection being closed when the kernel is interrupted mid-
 
 from __future__ import annotations
 
-import os
 import queue
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-jupyter_client = pytest.importorskip("jupyter_client")
+pytest.importorskip("jupyter_client")
 pytest.importorskip("ipykernel")
 
+from support.real_kernel import collect, plain, run_cell, running_kernel  # noqa: E402
+
 from tinyagent.testing import ModelServer, Reply, ScriptedBrain  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def start_kernel(render: str) -> tuple[Any, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
-    env.update(
-        TINYAGENT_RENDER=render, PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    )
-    manager = jupyter_client.KernelManager(kernel_name="python3")
-    manager.start_kernel(env=env, cwd=str(REPO))
-    client = manager.client()
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=60)
-    except RuntimeError:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
-        raise
-    return manager, client
 
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[Any]:
-    manager, client = start_kernel("final")
-    try:
-        yield manager, client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+    with running_kernel("final") as pair:
+        yield pair
 
 
 @pytest.fixture
 def live_kernel() -> Iterator[Any]:
-    manager, client = start_kernel("live")
-    try:
-        yield manager, client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
-
-
-def run_cell(
-    client: Any, code: str, timeout: float = 30.0
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Execute ``code``; returns the execute_reply content and the cell's iopub messages."""
-    msg_id = client.execute(code)
-    return collect(client, msg_id, timeout)
-
-
-def collect(
-    client: Any, msg_id: str, timeout: float
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    outputs: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            msg = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
-        except queue.Empty:
-            raise AssertionError(f"no idle status within {timeout}s") from None
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind = msg["msg_type"]
-        if kind in (
-            "display_data",
-            "execute_result",
-            "stream",
-            "error",
-            "update_display_data",
-            "clear_output",
-        ):
-            outputs.append(msg)
-        if kind == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    reply = client.get_shell_msg(timeout=timeout)
-    return reply["content"], outputs
-
-
-def plain(outputs: list[dict[str, Any]]) -> str:
-    parts = []
-    for msg in outputs:
-        content = msg["content"]
-        parts.append(content.get("text") or content.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
-
+    with running_kernel("live") as pair:
+        yield pair
 
 def test_agent_cells_run_on_the_kernel_loop_with_memory_then_survive_an_interrupt(
     kernel: Any,
