@@ -77,8 +77,10 @@ def collect(
             outputs.append(msg)
         if kind == "status" and msg["content"]["execution_state"] == "idle":
             break
-    reply = client.get_shell_msg(timeout=timeout)
-    return reply["content"], outputs
+    while True:  # skip replies to other requests (wait_for_ready's kernel_info ones)
+        reply = client.get_shell_msg(timeout=timeout)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply["content"], outputs
 
 
 def plain(outputs: list[dict[str, Any]]) -> str:
@@ -91,10 +93,12 @@ def plain(outputs: list[dict[str, Any]]) -> str:
 
 
 
-def widget_ops(client: Any, until: Any, timeout: float = 20.0) -> tuple[str, list[Any]]:
-    """Read iopub until ``until(ops)`` is true for the ops the run's AgentView received so far;
-    (the view's comm id, the ops)."""
-    comm_id, ops = "", []
+def widget_ops(
+    client: Any, until: Any, timeout: float = 20.0, comm_id: str = ""
+) -> tuple[str, list[Any]]:
+    """Read iopub until ``until(ops)`` is true for the ops the run's AgentView received in this
+    call (the view opened now, or the one of ``comm_id``); (the view's comm id, the ops)."""
+    ops: list[Any] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
