@@ -1,11 +1,31 @@
 """The offline demo model's default brain (docs/notebook.md#demo-model): deterministic answers from
 the request alone, so tutorials and the README quickstart run with no network and no key.
 
-Rules, in order:
+The *prompt* is the last user message that is not an image note (the ``Images returned by tool
+<name> (<id>):`` message that follows tool results with images), without the variable summaries
+an ``@name`` attached to it; the *turn* is every message after the prompt. Rules, in order:
 
-1. **After tool results** (the request ends with ``tool`` messages): one sentence per result,
-   ``The <name> tool returned "<text>".``, quoting its text (cut at 500 characters).
-2. **Tools named in the prompt**: when the request offers tools and the last user message names
+1. **Run code** (``run_python`` offered): when the prompt has a fenced code block (the first
+   one, its info string dropped) or inline code in backticks right after the word "run"
+   (``run `x + 1` ``, ``run this: `…` ``), it calls ``run_python`` with that code, once a turn.
+2. **Plot** (``run_python`` offered): when the prompt, outside code, has the word "plot",
+   "chart" or "figure" (any case, whole word, or its plural): if ``list_variables`` is offered
+   and not yet called this turn, it calls it first; then ``run_python``, once a turn, with
+   ``import matplotlib.pyplot as plt``, ``<name>.plot(figsize=(4, 3))``, ``plt.show()`` for the
+   first variable the prompt mentions that the list shows as a ``DataFrame`` or ``Series``, else
+   a fixed four-point demo plot (``DEMO_PLOT`` in ``_demo_kernel.py``).
+3. **Variables** (``inspect_variable`` offered, and the prompt names no offered tool besides
+   ``list_variables``/``inspect_variable``): on a fresh turn it calls ``list_variables`` (when
+   offered); after that result, ``inspect_variable`` for each listed, non-hidden name the prompt
+   mentions as a whole word or as ``@name`` (in order of mention, at most 3, in one reply), or,
+   when it mentions none, a final answer listing the variables. Without ``list_variables`` it
+   inspects the prompt's ``@name`` and `` `name` `` identifiers (none: the rule does not apply).
+4. **After tool results** (the request ends with ``tool`` messages, image notes skipped): one
+   sentence per result, ``The <name> tool returned "<text>".``, quoting its text (cut at 500
+   characters); for ``run_python``: the error line it raised, else that it produced a figure
+   (images in the result or its image note, or an ``[image`` marker) and what else it printed,
+   else what it printed (or that it printed nothing).
+5. **Tools named in the prompt**: when the request offers tools and the last user message names
    one or more of them (case-insensitive; ``_``, ``-`` and spaces are equivalent; whole words),
    it calls each named tool once, in order of mention, after a one-line reasoning block.
    Required properties are filled in schema order: numbers (``number``/``integer``) from the
@@ -13,10 +33,15 @@ Rules, in order:
    name; enums take the first value the prompt mentions, else the first; booleans ``true``,
    arrays ``[]``, objects ``{}``. Numbers and quotes are consumed in order across all the calls
    of the turn and start over when used up (a prompt without numbers gives 0). Optional
-   properties are left out. Call ids are ``call_<turn>_<k>``.
-3. **Otherwise** a short Markdown reply that quotes the prompt's first line and says it comes
+   properties are left out.
+6. **Otherwise** a short Markdown reply that quotes the prompt's first line and says it comes
    from the offline demo model, preceded by a one-line reasoning block; when tools are offered
    it lists them and says how to have one called.
+
+Rules 1-3 decide each step from the turn alone (the brain keeps no state), so list_variables →
+inspect_variable → answer takes three requests; a finished sequence is answered by rule 4. Every
+tool call comes after a one-line reasoning block; call ids are ``call_<turn>_<k>`` (``<turn>``
+counts the assistant messages so far, plus one).
 
 Text streams one word per delta; usage is reported, and from the second turn on the earlier
 conversation counts as cached prompt tokens.
@@ -30,6 +55,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ._demo_kernel import KernelStep, image_counts, is_image_note, kernel_step, run_python_sentence
 from ._reply import Reply, ToolCallSpec, Usage
 from ._sse import message_text
 
@@ -159,11 +185,9 @@ def _trailing_tool_results(messages: list[Any]) -> list[dict[str, Any]]:
     for message in reversed(messages):
         if not isinstance(message, dict):
             break
-        role = message.get("role")
-        if role == "tool":
+        if message.get("role") == "tool":
             results.append(message)
-        elif role == "user" and message_text(message.get("content")).startswith(
-                "Images returned by tool"):
+        elif is_image_note(message):
             continue
         else:
             break
@@ -212,20 +236,25 @@ class DemoBrain:
 
     def __call__(self, request: dict[str, Any]) -> Reply:
         messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+        offered = _offered_tools(request)
+        step = kernel_step(messages, {name for name, _ in offered},
+                           lambda prompt: [name for name, _ in named_tools(prompt, offered)])
         results = _trailing_tool_results(messages)
-        if results:
+        if step is not None:
+            reply = self._kernel_reply(messages, step)
+        elif results:
             reply = self._answer_results(messages, results)
         else:
             prompt = self._last_user_text(messages)
-            called = named_tools(prompt, _offered_tools(request))
+            called = named_tools(prompt, offered)
             if called:
                 reply = self._call_tools(messages, prompt, called)
             else:
-                reply = self._free_form(prompt, [n for n, _ in _offered_tools(request)])
+                reply = self._free_form(prompt, [n for n, _ in offered])
         reply.usage = self._usage(messages, request, reply)
         return reply
 
-    # -- the three kinds of answer ------------------------------------------------------------
+    # -- the kinds of answer ----------------------------------------------------------------
     def _reply(self, **fields: Any) -> Reply:
         return Reply(chunking="words", delay=self.delay, model=self.model,
                      response_id="chatcmpl-demo", **fields)
@@ -240,12 +269,26 @@ class DemoBrain:
     def _answer_results(self, messages: list[dict[str, Any]],
                         results: list[dict[str, Any]]) -> Reply:
         names = _tool_names_by_id(messages)
+        images = image_counts(messages)
         sentences = []
         for result in results:
-            name = names.get(str(result.get("tool_call_id")), "") or "unnamed"
+            call_id = str(result.get("tool_call_id"))
+            name = names.get(call_id, "") or "unnamed"
+            if name == "run_python":
+                sentences.append(run_python_sentence(message_text(result.get("content")),
+                                                     images.get(call_id, 0)))
+                continue
             text = _quote(message_text(result.get("content")), _MAX_QUOTE)
             sentences.append(f"The {name} tool returned \"{text}\".")
         return self._reply(text="\n".join(sentences))
+
+    def _kernel_reply(self, messages: list[dict[str, Any]], step: KernelStep) -> Reply:
+        if not step.calls:
+            return self._reply(reasoning=step.reasoning, text=step.text)
+        turn = 1 + sum(1 for m in messages if m.get("role") == "assistant")
+        calls = [ToolCallSpec(name=name, arguments=arguments, id=f"call_{turn}_{k + 1}")
+                 for k, (name, arguments) in enumerate(step.calls)]
+        return self._reply(reasoning=step.reasoning, tool_calls=calls)
 
     def _call_tools(self, messages: list[dict[str, Any]], prompt: str,
                     called: list[tuple[str, dict[str, Any]]]) -> Reply:
