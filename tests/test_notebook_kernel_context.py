@@ -80,3 +80,50 @@ def test_no_interpolate_leaves_mentions_alone(shell):
         shell.run_cell_magic("agent", "--agent bot --no-interpolate", "Look at @df")
     (block,) = stream.calls[0].messages[0].content
     assert block.text == "Look at @df"
+
+
+def test_code_asks_for_code_only_and_puts_the_block_into_the_next_cell(shell, monkeypatch):
+    agent, stream = use_script(
+        shell, [Step(text="```python\ndf = df.dropna()\n```"), Step(text="plain")]
+    )
+    agent.set_system_prompt("You are terse.")
+    seen: list[str] = []
+    monkeypatch.setattr(shell, "set_next_input", lambda text, replace=False: seen.append(text))
+    with capture_output():
+        shell.run_cell_magic("agent", "--agent bot --code", "drop the empty rows of df")
+        shell.run_cell_magic("agent", "--agent bot", "and now?")
+    first, second = stream.calls
+    assert first.system_prompt.startswith("You are terse.\n\nAnswer with code only")
+    assert second.system_prompt == "You are terse.", "the instruction holds for that cell only"
+    assert seen == ["df = df.dropna()"]
+
+
+def test_yes_runs_code_without_asking_and_the_card_shows_code_and_figure(shell):
+    pytest.importorskip("matplotlib")
+    code = "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])"
+    _, stream = use_script(
+        shell, [Step(tool_calls=[("c1", "run_python", {"code": code})]), Step(text="a line")]
+    )
+    with capture_output() as captured:
+        shell.run_cell_magic("agent", "--agent bot --kernel --yes", "plot a line")
+    page = captured.outputs[-1].data["text/html"]
+    assert '<div class="ta-code"><button class="ta-copy"' in page and "plt.plot([1, 2])" in page
+    assert '<img src="data:image/png;base64,' in page
+    result = stream.calls[1].messages[-1]
+    assert result.role == "tool_result" and [b.type for b in result.content] == ["text", "image"]
+
+
+def test_without_yes_a_headless_cell_refuses_to_run_code(shell, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # nobody can answer input()
+    _, stream = use_script(
+        shell,
+        [Step(tool_calls=[("c1", "run_python", {"code": "ran_it = 1"})]), Step(text="ok")],
+    )
+    with capture_output() as captured:
+        shell.run_cell_magic("agent", "--agent bot --kernel", "set ran_it")
+    result = stream.calls[1].messages[-1]
+    assert result.is_error and "nobody can answer here" in result.content[0].text
+    assert "ran_it" not in shell.user_ns
+    assert "error" in captured.outputs[-1].data["text/plain"]

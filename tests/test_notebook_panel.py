@@ -171,3 +171,42 @@ def test_the_panel_uses_the_session_of_the_running_shell(
     # without a session on the shell the panel has a conversation of its own
     monkeypatch.delattr(shell, SESSION_ATTRIBUTE)
     assert ChatPanel().conversation.name == "panel"
+
+
+def test_a_kernel_panel_offers_the_kernel_tools_and_asks_before_code(
+    comms: list[RecordingComm],
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.user_ns.pop("from_panel", None)
+    with pytest.raises(ValueError, match="kernel must be False, True or 'auto'"):
+        ChatPanel(kernel="yes")
+    steps = [
+        Step(tool_calls=[("c1", "run_python", {"code": "from_panel = 1"})]),
+        Step(text="Set it."),
+    ]
+
+    async def go(kernel: Any, answer: str | None) -> Any:
+        agent, stream = scripted_agent(list(steps))
+        panel = ChatPanel(agent, kernel=kernel)
+        panel.send("set from_panel")
+        if answer is not None:
+            await until(lambda: "data-choice" in "".join(op[2] for op in panel.view.document()))
+            page = "".join(op[2] for op in panel.view.document())
+            key = re.search(r'data-confirm="([^"]+)"', page).group(1)
+            click(panel, event="confirm", id=key, choice=answer)
+        await panel.wait()
+        return stream
+
+    stream = asyncio.run(go("auto", None))
+    assert [t.name for t in stream.calls[0].tools] == [
+        "list_variables",
+        "inspect_variable",
+        "run_python",
+    ]
+    assert shell.user_ns.pop("from_panel") == 1, "kernel='auto' runs code without asking"
+    stream = asyncio.run(go(True, "skip"))
+    assert "from_panel" not in shell.user_ns and stream.calls[1].messages[-1].is_error
+    asyncio.run(go(True, "run"))
+    assert shell.user_ns["from_panel"] == 1
