@@ -255,3 +255,13 @@ def test_agent_lists_inspects_and_answers_over_http() -> None:
     assert log == [("list_variables", {}), ("inspect_variable", {"name": "df"})]
     assert len(bodies) == 3
     assert text == 'The inspect_variable tool returned "df: DataFrame with 3 rows".'
+
+
+def test_a_refused_or_skipped_run_is_not_reported_as_run() -> None:
+    from tinyagent.testing._demo_kernel import run_python_sentence
+
+    refused = "run_python asks before it runs code, ... so the code was not run."
+    assert run_python_sentence(refused, 0).startswith("The run_python tool did not run the code")
+    assert run_python_sentence("[1 image attached]", 1) == (
+        "The run_python tool ran the code and produced a figure."
+    )

@@ -266,6 +266,9 @@ def image_counts(messages: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+_IMAGES_ATTACHED = re.compile(r"\[\d+ images? attached\]")
+
+
 def run_python_sentence(text: str, images: int) -> str:
     """The answer's sentence for one ``run_python`` result: the error it raised, the figure(s)
     it produced, or what it printed."""
@@ -276,7 +279,13 @@ def run_python_sentence(text: str, images: int) -> str:
     errors = [line for line in lines if _ERROR_LINE.match(line)]
     if errors and ("Traceback (most recent call last)" in text or errors[-1] == lines[-1]):
         return f"The run_python tool ran the code, which raised an error: \"{_quote(errors[-1])}\"."
-    printed = "\n".join(line for line in text.splitlines() if "[image" not in line.casefold())
+    if "was not run" in text or "not run:" in text:  # refused headless, or the person chose Skip
+        return f"The run_python tool did not run the code: \"{_quote(text)}\"."
+    printed = "\n".join(
+        line
+        for line in text.splitlines()
+        if "[image" not in line.casefold() and not _IMAGES_ATTACHED.fullmatch(line.strip())
+    )
     if images == 0 and printed != text:
         images = 1
     if images:
