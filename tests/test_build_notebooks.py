@@ -66,8 +66,8 @@ def test_kernel_environment_cannot_switch_to_a_real_provider(
     assert env["PATH"] == build.os.environ["PATH"]  # the rest is kept
 
 
-def test_there_are_eleven_numbered_tutorials() -> None:
-    assert [s.name[:2] for s in SOURCES] == [f"{n:02d}" for n in range(1, 12)]
+def test_the_tutorials_are_numbered_without_gaps() -> None:
+    assert [s.name[:2] for s in SOURCES] == [f"{n:02d}" for n in range(1, 13)]
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
@@ -81,7 +81,13 @@ def test_committed_notebook_is_built_from_its_source(source: Path) -> None:
     ], f"{notebook.name} differs from {source.name}: rebuild it with scripts/build_notebooks.py"
     code = [c for c in committed.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code), "built notebooks carry outputs"
-    assert not any(o.output_type == "error" for c in code for o in c.outputs)
+    # only a cell tagged raises-exception (nbclient and nbval both honour it) may show an error
+    assert not any(
+        o.output_type == "error"
+        for c in code
+        if "raises-exception" not in c.metadata.get("tags", [])
+        for o in c.outputs
+    )
     assert "widgets" not in committed.metadata
 
 
