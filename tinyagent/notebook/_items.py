@@ -25,14 +25,19 @@ def result_text(result: Any) -> str:
     if result is None:
         return ""
     parts: list[str] = []
+    images: list[str] = []
     for block in getattr(result, "content", None) or []:
         if getattr(block, "type", None) == "text":
             parts.append(getattr(block, "text", "") or "")
         elif getattr(block, "type", None) == "image":
-            parts.append(f"[image {getattr(block, 'mime_type', '') or ''}]".replace(" ]", "]"))
-    return "".join(parts)
+            images.append(f"[image {getattr(block, 'mime_type', '') or ''}]".replace(" ]", "]"))
+    text = "".join(parts)
+    if images and not _IMAGES_NAMED.search(text):  # run_python's text already counts them
+        text += ("\n" if text else "") + " ".join(images)
+    return text
 
 
+_IMAGES_NAMED = re.compile(r"\[\d+ images? attached\]$")
 _IMAGE_URL = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+")
 
 
