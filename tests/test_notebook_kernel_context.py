@@ -127,3 +127,22 @@ def test_without_yes_a_headless_cell_refuses_to_run_code(shell, monkeypatch):
     assert result.is_error and "nobody can answer here" in result.content[0].text
     assert "ran_it" not in shell.user_ns
     assert "error" in captured.outputs[-1].data["text/plain"]
+
+
+def test_agent_config_bounds_the_kernel_tools(shell):
+    from tinyagent.notebook._kernel_tools import TRUNCATED
+
+    shell.user_ns["df"] = pd.DataFrame({"a": range(1000), "b": range(1000)})
+    _, stream = use_script(
+        shell, [Step(tool_calls=[("c1", "inspect_variable", {"name": "df"})]), Step(text="ok")]
+    )
+    with capture_output():
+        shell.run_line_magic("agent", "config tool_output_limit=300 image_max_side=256")
+        try:
+            shell.run_cell_magic("agent", "--agent bot --kernel", "look at df")
+        finally:
+            shell.run_line_magic("agent", "config tool_output_limit= image_max_side=")
+    text = stream.calls[1].messages[-1].content[0].text
+    assert len(text) <= 300 and text.endswith(TRUNCATED)
+    with pytest.raises(Exception, match="image_max_side must be positive"):
+        shell.run_line_magic("agent", "config image_max_side=0")

@@ -30,7 +30,17 @@ DEFAULT_MODEL = "moonshotai/kimi-k2.5"
 PROVIDER_KEY_VARS: dict[str, tuple[str, ...]] = PROVIDER_KEY_ENV
 
 #: settings ``%agent config key=value`` accepts, with their converters
-SESSION_KEYS = ("model", "provider", "base_url", "system", "temperature", "max_tokens")
+SESSION_KEYS = (
+    "model",
+    "provider",
+    "base_url",
+    "system",
+    "temperature",
+    "max_tokens",
+    "tool_output_limit",  # characters per kernel-tool output (--kernel)
+    "image_max_side",  # pixels: run_python's images are downscaled to this before sending
+)
+_POSITIVE_INTEGERS = ("max_tokens", "tool_output_limit", "image_max_side")
 ENV_VARS = {
     "model": "TINYAGENT_MODEL",
     "base_url": "TINYAGENT_BASE_URL",
@@ -148,13 +158,13 @@ def convert_setting(name: str, value: str) -> str | float | int | None:
             return float(text)
         except ValueError:
             raise ValueError(f"temperature must be a number, got {text!r}") from None
-    if name == "max_tokens":
+    if name in _POSITIVE_INTEGERS:
         try:
             number = int(text)
         except ValueError:
-            raise ValueError(f"max_tokens must be an integer, got {text!r}") from None
+            raise ValueError(f"{name} must be an integer, got {text!r}") from None
         if number <= 0:
-            raise ValueError("max_tokens must be positive")
+            raise ValueError(f"{name} must be positive")
         return number
     return text
 

@@ -201,6 +201,9 @@ class ChatPanel:
     def _kernel_tools(self) -> list[Any]:
         if not self.kernel:
             return []
+        session = self._session()
+        if session is not None:  # bounded as %agent config says
+            return session.kernel_tools(approve=self.kernel != "auto")
         from ._kernel_tools import kernel_tools
 
         return kernel_tools(approve=self.kernel != "auto")

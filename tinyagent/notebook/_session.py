@@ -194,6 +194,17 @@ class NotebookSession:
                 raise UsageError(f"--tools: {exc}") from None
         return tools
 
+    def kernel_tools(self, approve: bool) -> list[Any]:
+        """The kernel tools over this shell, bounded as ``%agent config`` says."""
+        from ._kernel_tools import DEFAULT_LIMIT, IMAGE_MAX_SIDE
+
+        return kernel_tools(
+            self.shell,
+            approve=approve,
+            limit=int(self.settings.get("tool_output_limit") or DEFAULT_LIMIT),
+            image_max_side=int(self.settings.get("image_max_side") or IMAGE_MAX_SIDE),
+        )
+
     # -- servers -----------------------------------------------------------------------------
 
     def start_demo(self) -> str:
@@ -350,7 +361,7 @@ class NotebookSession:
             prompt=prompt,
             resolved=resolved,
             tools=tools,
-            extra_tools=kernel_tools(self.shell, approve=not args.yes) if args.kernel else [],
+            extra_tools=self.kernel_tools(approve=not args.yes) if args.kernel else [],
             temperature=args.temperature,
             max_tokens=args.max_tokens,
             cache=args.cache,
