@@ -62,6 +62,7 @@ from .agent_types import (
     TurnStartEvent,
     UserMessage,
 )
+from .batch import BatchResult, BatchRow, Budget, arun_batch, run_batch
 
 if TYPE_CHECKING:  # type checkers see the real names; at run time they load on first access
     from .proxy import ProxyStreamOptions, ProxyStreamResponse, create_proxy_stream, stream_proxy
@@ -159,4 +160,9 @@ __all__ = [
     "AgentRunError",
     "RunOptions",
     "ToolError",
+    "run_batch",
+    "arun_batch",
+    "Budget",
+    "BatchResult",
+    "BatchRow",
 ]

@@ -59,6 +59,7 @@ from .agent_types import (
     TransformContextFn,
     UserMessage,
 )
+from .batch._map import agent_map
 from .caching import add_cache_breakpoints
 
 __all__ = [
@@ -280,6 +281,7 @@ class Agent:
             abort_run(run)
 
     # -- runs ---------------------------------------------------------------------------------
+    map = agent_map  # ``await agent.map(inputs, ...)``: a batch over inputs (docs/batch.md)
 
     def abort(self) -> None:
         """Stop the current run (docs/events.md#abort); a no-op when idle. Safe from any thread."""
