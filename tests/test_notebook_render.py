@@ -23,7 +23,7 @@ from tinyagent.notebook._config import render_mode
 from tinyagent.notebook._document import RunDocument
 from tinyagent.notebook._markdown import BlockSplitter, markdown_html
 from tinyagent.notebook._render import FinalRenderer, LiveRenderer, TextRenderer
-from tinyagent.notebook._static import StaticOutput
+from tinyagent.notebook._static import COPY_ONCLICK, StaticOutput
 
 
 @pytest.fixture
@@ -239,7 +239,9 @@ def test_model_html_is_sanitized_everywhere(payload: str, comms: list[RecordingC
     )
     renderer, _ = feed_live(text, comms)
     sent = json.dumps([m[2] for m in view_messages(comms) if m[0] == "comm_msg"])
-    for fragment in (bundle["text/html"], markdown_html(payload), sent):
+    # the static Copy buttons' inline handler is ours (tests/test_code_copy.py), not the model's
+    ours = bundle["text/html"].replace(f' onclick="{COPY_ONCLICK}"', "")
+    for fragment in (ours, markdown_html(payload), sent):
         lowered = fragment.lower()
         assert "<script" not in lowered
         # shown as text it is harmless; inside a URL attribute it would run
@@ -380,12 +382,15 @@ def test_block_splitter_keeps_fences_and_table_headers_across_cuts() -> None:
         assert len(splitter.tail_source()) < 80 + 120
     pieces += splitter.finish()
     code = [p for p, _ in pieces if "x_" in p]
-    assert len(code) > 3 and all(
-        p.startswith("```python\n") and p.rstrip().endswith("```") for p in code
-    )
+    # the first chunk opens as written; the others re-open it marked as continued (the view
+    # copies the chunks of one block together), and every chunk is closed
+    assert len(code) > 3 and code[0].startswith("```python\n")
+    assert all(p.startswith("```python \u2063\n") for p in code[1:])
+    assert all(p.rstrip().endswith("```") for p in code)
     rows = [(p, cont) for p, cont in pieces if "| h1 |" in p]
     assert len(rows) > 2 and rows[0][1] is False and all(cont for _p, cont in rows[1:])
-    assert "".join(re.sub(r"```python\n|```\n?", "", p) for p in code).count("x_59 = 59") == 1
+    joined = "".join(re.sub(r"```python( \u2063)?\n|```\n?", "", p) for p in code)
+    assert joined == "".join(f"x_{i} = {i}\n" for i in range(60))
 
 
 def test_render_mode_selection(monkeypatch: pytest.MonkeyPatch) -> None:

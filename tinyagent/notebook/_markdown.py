@@ -5,13 +5,22 @@ strikethrough, raw HTML allowed so that ``<br>``/``<details>`` work) and the res
 passed through nh3 (the Rust ``ammonia`` sanitizer): ``<script>``/``<style>``/``<iframe>`` and every
 ``on*`` attribute are dropped, and only http(s)/mailto URLs survive, so ``javascript:`` links die.
 Code blocks are highlighted in the kernel with Pygments (CSS classes, no inline JS).
+
+Every code block of the Markdown gets a Copy button, added by us *after* sanitizing (nh3 drops
+``<button>``, so model text can never make one): ``<div class="ta-code">`` + :data:`COPY_BUTTON`
++ the block's ``<pre>``. The code blocks are found by a per-call random class put on their
+``<pre>`` while rendering, which model text cannot guess. The live view's JS handles the button's
+click; the static rendering adds an inline handler (``_static.py``).
 """
 
 from __future__ import annotations
 
 import html
 import re
+import secrets
+from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
@@ -71,10 +80,41 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
     return str(highlight(code, lexer, HtmlFormatter(nowrap=True)))
 
 
+#: The Copy button of a code block (``div.ta-code > button.ta-copy + pre``: tool cards use it too).
+COPY_BUTTON = '<button class="ta-copy" type="button" title="Copy code">Copy</button>'
+# Ends the info string of a code fence that BlockSplitter re-opened in the next piece: the view
+# renders that piece's <pre> with ``data-ta-continued`` and copies the chunks of a long streamed
+# block as one. Invisible; model text that carries it only joins its own code blocks on copy.
+_CONTINUED = "\u2063"
+_NONCE_KEY = "ta_code_nonce"
+
+
+def _code_rule(default: Callable[..., str]) -> Callable[..., str]:
+    """Wrap markdown-it's fence/code_block renderer: mark our ``<pre>`` with the call's nonce."""
+
+    def rule(
+        _renderer: Any, tokens: Sequence[Any], idx: int, options: Any, env: dict[str, Any]
+    ) -> str:
+        token = tokens[idx]
+        continued = token.type == "fence" and token.info.endswith(_CONTINUED)
+        if continued:
+            token.info = token.info[: -len(_CONTINUED)].rstrip()
+        out = default(tokens, idx, options, env)
+        nonce = env.get(_NONCE_KEY) if isinstance(env, dict) else None
+        if nonce and out.startswith("<pre>"):
+            mark = f"{nonce}-c" if continued else nonce
+            out = f'<pre class="{mark}">' + out[len("<pre>") :]
+        return out
+
+    return rule
+
+
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": True, "linkify": False, "highlight": _highlight})
     md.enable(["table", "strikethrough"])
+    for name in ("fence", "code_block"):
+        md.add_render_rule(name, _code_rule(md.renderer.rules[name]))
     return md
 
 
@@ -94,8 +134,19 @@ def sanitize(fragment: str) -> str:
 
 
 def markdown_html(text: str) -> str:
-    """Markdown → sanitized HTML."""
-    return sanitize(_parser().render(text))
+    """Markdown → sanitized HTML, each code block in a ``.ta-code`` box with a Copy button."""
+    nonce = "ta-code-" + secrets.token_hex(8)
+    clean = sanitize(_parser().render(text, {_NONCE_KEY: nonce}))
+    if nonce not in clean:
+        return clean
+    # our <pre> holds escaped code only (no nested <pre>), so its first </pre> closes it
+    box = re.compile(rf'<pre class="{nonce}(-c)?">(.*?)</pre>', re.DOTALL)
+    return box.sub(_code_box, clean)
+
+
+def _code_box(match: re.Match[str]) -> str:
+    pre = "<pre data-ta-continued>" if match.group(1) else "<pre>"
+    return f'<div class="ta-code">{COPY_BUTTON}{pre}{match.group(2)}</pre></div>'
 
 
 def plain_html(text: str) -> str:
@@ -112,10 +163,10 @@ class BlockSplitter:
 
     A piece is finished at a blank line (outside a code fence) that is followed by a line starting
     at column 0, or after a closing fence. A block that grows past ``max_tail`` characters is cut at
-    its last complete line: an open code fence is closed in the piece and re-opened in the tail,
-    and a table's header rows are carried into the tail (``continuation`` marks such pieces so the
-    view can hide the repeated header). Each character is scanned a bounded number of times, so
-    a long reply costs O(n).
+    its last complete line: an open code fence is closed in the piece and re-opened in the tail
+    (the opener marked with ``_CONTINUED``), and a table's header rows are carried into the tail
+    (``continuation`` marks such pieces so the view can hide the repeated header). Each character
+    is scanned a bounded number of times, so a long reply costs O(n).
     """
 
     def __init__(self, max_tail: int = 2000) -> None:
@@ -175,7 +226,9 @@ class BlockSplitter:
             if fence is not None:
                 text = text if text.endswith("\n") else text + "\n"
                 text += fence[0] + "\n"
-                self.prefix = fence[1] + "\n"
+                # the opener again, marked: the view copies the chunks of the block as one
+                opener = fence[1] if fence[1].endswith(_CONTINUED) else f"{fence[1]} {_CONTINUED}"
+                self.prefix = opener + "\n"
             elif header:
                 self.prefix = header
             else:

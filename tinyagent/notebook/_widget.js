@@ -13,6 +13,11 @@
 //     with HTML that has no slot, e.g. "" for a removed item, holds none). Puts are idempotent.
 //     A part whose parent the view does not know makes it ask for a "sync".
 //   custom message view -> kernel: {event: "stop"|"send"|"clear"|"model"|"confirm"|"resend", ...}
+//     confirm: {event: "confirm", id, ok, choice} from a button[data-confirm]; choice is its
+//     data-choice ("run", "skip", "always", ...), else "run"/"skip" from data-ok (ok is kept for
+//     older kernels).
+//   Copy buttons (div.ta-code > button.ta-copy + pre, in model text and tool cards) are handled
+//   here, without the kernel: the click copies the box's code to the clipboard.
 
 // anywidget hands initialize() and render() different proxies of one model, so stores are keyed
 // by the widget's own key (state.key). A new store asks the kernel for every part once ("sync"):
@@ -67,6 +72,115 @@ function el(tag, cls, text) {
   if (cls) node.className = cls;
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+// -- Copy buttons ------------------------------------------------------------------------------
+
+const COPIED_MS = 1500;
+
+// The element that holds a part's own HTML: a piece's wrapper div, else the part itself.
+function partContent(part) {
+  const first = part.firstElementChild;
+  return first && first.classList.contains("ta-piece") && !first.nextElementSibling ? first : part;
+}
+
+// The code box next to `box` in the neighbouring part (dir -1: before, +1: after), when `box`
+// is the first (last) element of its part and that part's last (first) element is a code box.
+function adjacentBox(box, dir) {
+  const part = box.closest(".ta-part");
+  if (!part) return null;
+  const own = partContent(part);
+  if (box.parentElement !== own) return null;
+  if ((dir < 0 ? own.firstElementChild : own.lastElementChild) !== box) return null;
+  const other = dir < 0 ? part.previousElementSibling : part.nextElementSibling;
+  if (!other || !other.classList.contains("ta-part")) return null;
+  const theirs = partContent(other);
+  const next = dir < 0 ? theirs.lastElementChild : theirs.firstElementChild;
+  return next && next.classList.contains("ta-code") ? next : null;
+}
+
+function isContinued(box) {
+  return !!box.querySelector(":scope > pre[data-ta-continued]");
+}
+
+// The code of a box: its <pre>'s innerText. A long block streamed in pieces is several boxes,
+// the later ones marked data-ta-continued; their chunks are copied as one block.
+function codeOf(box) {
+  const boxes = [box];
+  for (let b = box; isContinued(b); ) {
+    b = adjacentBox(b, -1);
+    if (!b) break;
+    boxes.unshift(b);
+  }
+  for (let b = box; ; ) {
+    b = adjacentBox(b, 1);
+    if (!b || !isContinued(b)) break;
+    boxes.push(b);
+  }
+  return boxes
+    .map((b) => {
+      const pre = b.querySelector(":scope > pre");
+      const text = pre ? pre.innerText : "";
+      return text.endsWith("\n") || b === boxes[boxes.length - 1] ? text : text + "\n";
+    })
+    .join("");
+}
+
+// Without the Clipboard API (a non-secure context, e.g. a notebook served over plain http from
+// another host): select the text in a hidden textarea and let the browser copy it.
+function copyWithTextarea(text) {
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.style.cssText = "position:fixed;top:0;left:0;width:1px;height:1px;opacity:0";
+  document.body.appendChild(area);
+  area.select();
+  let ok = false;
+  try {
+    ok = document.execCommand("copy");
+  } catch (_err) {
+    ok = false;
+  }
+  area.remove();
+  return ok;
+}
+
+async function writeClipboard(text) {
+  if (navigator.clipboard && navigator.clipboard.writeText) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (_err) {
+      // denied or not focused: try the old way
+    }
+  }
+  return copyWithTextarea(text);
+}
+
+// "Copied" on the button until `until` (a Date.now() time), then "Copy" again.
+function showCopied(button, label, until) {
+  button.textContent = label;
+  button.classList.add("ta-copied");
+  button.dataset.copiedUntil = String(until);
+  setTimeout(() => {
+    if (Number(button.dataset.copiedUntil) > Date.now()) return; // clicked again since
+    button.textContent = "Copy";
+    button.classList.remove("ta-copied");
+    delete button.dataset.copiedUntil;
+  }, Math.max(0, until - Date.now()));
+}
+
+async function copyCode(button) {
+  const box = button.closest(".ta-code");
+  if (!box) return;
+  const ok = await writeClipboard(codeOf(box));
+  if (document.activeElement !== button && button.isConnected) button.focus({ preventScroll: true });
+  showCopied(button, ok ? "Copied" : "Copy failed", Date.now() + COPIED_MS);
+}
+
+// The Copy buttons in a part's own HTML (not in the child parts of its slot).
+function ownCopyButtons(node) {
+  return [...node.querySelectorAll("button.ta-copy")].filter((b) => b.closest(".ta-part") === node);
 }
 
 class View {
@@ -136,9 +250,18 @@ class View {
   }
 
   onBodyClick(e) {
-    const button = e.target.closest ? e.target.closest("button[data-confirm]") : null;
+    const target = e.target && e.target.closest ? e.target : null;
+    if (!target) return;
+    const copy = target.closest("button.ta-copy");
+    if (copy && copy.closest(".ta-code")) {
+      copyCode(copy);
+      return;
+    }
+    const button = target.closest("button[data-confirm]");
     if (!button) return;
-    this.model.send({ event: "confirm", id: button.dataset.confirm, ok: button.dataset.ok === "1" });
+    const ok = button.dataset.ok === "1";
+    const choice = button.dataset.choice || (ok ? "run" : "skip");
+    this.model.send({ event: "confirm", id: button.dataset.confirm, ok, choice });
   }
 
   controls() {
@@ -220,12 +343,23 @@ class View {
 
   // A known part changed: its own HTML is replaced and its child parts move, in order, into the
   // new slot; new HTML without a slot (a removed item is put empty) drops them.
+  // A Copy button re-made by the new HTML (the open tail is re-rendered as it grows) keeps the
+  // "Copied" label and the focus of the button it replaces (same position among the part's own).
   replace(node, html) {
     const old = slotOf(node);
     const kids = old ? [...old.children].filter((child) => this.owned.has(child)) : [];
+    const before = ownCopyButtons(node);
+    const copied = before.map((b) => b.classList.contains("ta-copied") && b.dataset.copiedUntil);
+    const focused = before.indexOf(document.activeElement);
     node.innerHTML = html;
     const slot = slotOf(node);
     if (slot) slot.append(...kids);
+    if (!before.length) return;
+    const after = ownCopyButtons(node);
+    copied.forEach((until, i) => {
+      if (until && after[i]) showCopied(after[i], before[i].textContent, Number(until));
+    });
+    if (focused >= 0 && after[focused]) after[focused].focus({ preventScroll: true });
   }
 
   dispose() {
