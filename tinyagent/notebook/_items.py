@@ -12,7 +12,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from ._markdown import BlockSplitter, markdown_html, plain_html
+from ._markdown import COPY_BUTTON, BlockSplitter, markdown_html, plain_html
 
 if TYPE_CHECKING:
     from ._document import RunDocument
@@ -61,10 +61,7 @@ def message_text(message: Any) -> str:
 
 def code_box(code: str) -> str:
     """Code shown as code, with a Copy button (the ``.ta-code`` markup the view's JS handles)."""
-    return (
-        '<div class="ta-code"><button class="ta-copy" type="button" title="Copy code">Copy'
-        f"</button>{plain_html(code)}</div>"
-    )
+    return f'<div class="ta-code">{COPY_BUTTON}{plain_html(code)}</div>'
 
 
 def _esc(text: str) -> str:
