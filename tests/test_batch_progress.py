@@ -118,7 +118,8 @@ def test_updates_are_throttled_to_ten_per_second_and_finish_always_sends(
     progress.finish(counts, None)
     final = states(comms)[-1]
     assert final["done"] == 1000 and final["finished"] is True and final["stopped"] is None
-    assert final["line"] == counts.line() + " · " + stop_reason(None)
+    assert counts.line().endswith(" · ETA 0 s"), "ProgressCounts still says ETA at the end"
+    assert final["line"] == counts.line()[: -len(" · ETA 0 s")] + " · " + stop_reason(None)
     # nothing after finish
     before = len(states(comms))
     progress.update(counts)

@@ -17,19 +17,29 @@ data (``_batch_progress.js`` / ``.css``, no build step).
   stopped once finished), so a terminal or a saved notebook shows something readable. When the
   widget displayed itself (on ``start``), ``finish`` updates that display, so the saved
   notebook's text is the final line rather than the first.
+
+The ``%%agent --map`` cell's own pieces live here too: checking its template against the rows
+before anything is sent (:func:`check_template`), the rows' configuration (:func:`map_config`),
+a Stop that works on every path (:class:`StopRelay`) and the summary it displays at the end
+(:class:`BatchSummary`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
+import inspect
 import logging
+import re
+import string
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
+from IPython.core.error import UsageError
 
 from tinyagent.batch._progress import MAX_RATE, ProgressCounts
 
@@ -104,7 +114,9 @@ class NotebookProgress(anywidget.AnyWidget):  # type: ignore[misc]
         line = self._counts.line()
         if not self._finished:
             return line
-        return f"{line} · {stop_reason(self._stopped)}"
+        # nothing is left to wait for: the final line has no ETA
+        parts = [part for part in line.split(" · ") if not part.startswith("ETA ")]
+        return " · ".join([*parts, stop_reason(self._stopped)])
 
     def snapshot(self) -> dict[str, Any]:
         """The ``state`` trait for the current counts."""
@@ -222,3 +234,250 @@ class NotebookProgress(anywidget.AnyWidget):  # type: ignore[misc]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+# -- %%agent --map ---------------------------------------------------------------------------------
+
+_POSITIONAL = re.compile(r"\d*")
+SUMMARY_ROWS = 5  # rows the summary table shows
+_CELL_CHARS = 160  # characters of an input or output the summary shows
+
+
+def _template_roots(template: str) -> list[str]:
+    """The names the template's fields start with (``{a.b}``, ``{a[0]}`` → ``a``; ``{}`` → "")."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise UsageError(
+            f"%%agent --map: the cell body is not a str.format template: {exc} "
+            "(write {{ and }} for literal braces)"
+        ) from None
+    roots = []
+    for _text, field, _spec, _conversion in parsed:
+        if field is not None:
+            roots.append(re.split(r"[.\[]", field, maxsplit=1)[0])
+    return roots
+
+
+def _keys_text(keys: list[str]) -> str:
+    shown = ", ".join(repr(k) for k in keys[:20])
+    return (shown + (", …" if len(keys) > 20 else "")) or "none"
+
+
+def check_template(template: str, rows: Any, name: str) -> None:
+    """A ``UsageError`` naming the first field of ``template`` that ``rows`` (the value of
+    ``--map name``: a DataFrame, a list of dicts or a list of strings) cannot fill."""
+    from tinyagent.batch._rows import is_dataframe
+
+    roots = _template_roots(template)
+    if is_dataframe(rows):
+        columns = [str(c) for c in rows.columns]
+        for root in roots:
+            if _POSITIONAL.fullmatch(root):
+                raise UsageError(
+                    f"%%agent --map {name}: {{{root}}} fills from a list of strings; name a "
+                    f"column of {name} instead (its columns: {_keys_text(columns)})"
+                )
+            if root not in columns:
+                raise UsageError(
+                    f"%%agent --map {name}: the template needs {{{root}}}, which {name} does "
+                    f"not have (its columns: {_keys_text(columns)})"
+                )
+        return
+    if not isinstance(rows, list | tuple):
+        raise UsageError(
+            f"%%agent --map {name}: needs a DataFrame, a list of dicts or a list of strings, "
+            f"not {type(rows).__name__}"
+        )
+    for index, row in enumerate(rows):
+        if isinstance(row, str):
+            for root in roots:
+                if root not in ("", "0", "input"):
+                    raise UsageError(
+                        f"%%agent --map {name}: the template needs {{{root}}}, but row {index} "
+                        "is a str: only {} and {input} are filled from a string row"
+                    )
+        elif isinstance(row, Mapping):
+            keys = [str(k) for k in row]
+            for root in roots:
+                if _POSITIONAL.fullmatch(root):
+                    raise UsageError(
+                        f"%%agent --map {name}: {{{root}}} fills from a list of strings; row "
+                        f"{index} is a dict: name one of its keys ({_keys_text(keys)})"
+                    )
+                if root not in row:
+                    raise UsageError(
+                        f"%%agent --map {name}: the template needs {{{root}}}, which row "
+                        f"{index} does not have (its keys: {_keys_text(keys)})"
+                    )
+        else:
+            raise UsageError(
+                f"%%agent --map {name}: row {index} is a {type(row).__name__}; rows are dicts "
+                "or strings"
+            )
+
+
+class StopRelay:
+    """The progress handed to the batch: forwards to ``inner`` (the widget, the stderr line or
+    nothing) and keeps the engine's stop, so the worker-loop path's Ctrl-C can :meth:`stop` it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._stops: list[Callable[[], None]] = []
+
+    def start(self, counts: ProgressCounts) -> None:
+        self._forward("start", counts)
+
+    def update(self, counts: ProgressCounts) -> None:
+        self._forward("update", counts)
+
+    def finish(self, counts: ProgressCounts, stopped: str | None) -> None:
+        self._forward("finish", counts, stopped)
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        self._stops.append(callback)
+        self._forward("on_stop", callback)
+
+    def stop(self, reason: str | None = None) -> None:
+        """Stop the batch; ``reason`` (e.g. "interrupted") when the engine's stop takes one."""
+        for callback in list(self._stops):
+            try:
+                takes_reason = reason is not None and bool(inspect.signature(callback).bind(reason))
+            except (TypeError, ValueError):
+                takes_reason = False
+            callback(reason) if takes_reason else callback()  # type: ignore[call-arg]
+
+    def _forward(self, name: str, *args: Any) -> None:
+        if self.inner is not None:
+            getattr(self.inner, name)(*args)
+
+
+def map_config(
+    agent: Any, args: Any, tools: list[Any] | None, overrides: dict[str, str], resolved: Any
+) -> Any:
+    """The AgentConfig each row of a ``--map`` cell starts from: what the conversation's next
+    cell would run with (model, system prompt, tools, the cell's sampling), never its messages.
+    ``resolved`` is None for ``--agent VAR``, whose options hold for this batch only."""
+    from tinyagent.batch._config import AgentConfig
+
+    from ._conversation import _overrides, build_model
+
+    changes: dict[str, Any] = {}
+    if resolved is not None:  # the kernel's own conversations: sticky, as in a normal cell
+        model = build_model(resolved)
+        current = agent.state.model
+        if current is None or any(
+            getattr(current, k, None) != getattr(model, k, None)
+            for k in ("provider", "id", "base_url")
+        ):
+            agent.set_model(model)
+        if resolved.system is not None:
+            agent.set_system_prompt(resolved.system)
+        if tools is not None:
+            agent.set_tools(list(tools))
+        changes.update(temperature=resolved.temperature, max_tokens=resolved.max_tokens)
+    else:
+        per_run = _overrides(agent, overrides)
+        changes.update({k: per_run[k] for k in ("model", "system_prompt") if k in per_run})
+        if tools is not None:
+            changes["tools"] = tuple(tools)
+    if args.temperature is not None:
+        changes["temperature"] = args.temperature
+    if args.max_tokens is not None:
+        changes["max_tokens"] = args.max_tokens
+    if isinstance(args.cache, bool):  # --cache / --no-cache: prompt caching; a path is --map's
+        changes["enable_prompt_caching"] = args.cache
+    try:
+        return AgentConfig.from_agent(agent).replace(**changes)
+    except RuntimeError as exc:  # an Agent without a model
+        raise UsageError(f"--agent {args.agent}: {exc}") from None
+
+
+def _short(value: Any, limit: int = _CELL_CHARS) -> str:
+    if isinstance(value, Mapping):
+        text = ", ".join(f"{k}={v}" for k, v in value.items())
+    else:
+        text = "" if value is None else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class BatchSummary:
+    """What a ``%%agent --map`` cell displays at the end: the counts and the first rows, as a
+    small HTML table and as text/plain (no timings in the text: nbval compares it)."""
+
+    def __init__(self, result: Any, name: str = "", rows: int = SUMMARY_ROWS) -> None:
+        self.result = result
+        self.name = name
+        self.rows = rows
+
+    def counts_line(self) -> str:
+        result = self.result
+        c = result.counts
+        parts = [f"{len(result)} rows", f"{c['done']} done"]
+        if c["cached"]:
+            parts.append(f"{c['cached']} from cache")
+        parts.append(f"{c['failed']} failed")
+        if c["not_run"]:
+            parts.append(f"{c['not_run']} not run")
+        parts.append(f"{result.usage['total_tokens']} tokens")
+        if result.cost:
+            parts.append(f"${result.cost:.4f}")
+        if result.stopped:
+            parts.append(stop_reason(result.stopped))
+        return " · ".join(parts)
+
+    def _lines(self) -> list[tuple[str, str, str, str]]:
+        return [
+            (str(row.index), _short(row.input), row.status.replace("_", " "),
+             _short(row.output) if row.error is None else _short(row.error))
+            for row in self.result[: self.rows]
+        ]  # fmt: skip
+
+    def text(self) -> str:
+        lines = [self.counts_line()]
+        for index, given, status, answer in self._lines():
+            lines.append(
+                f"  {index:>3}  {status:<7}  {_short(given, 40):<40}  {_short(answer, 80)}"
+            )
+        more = len(self.result) - self.rows
+        if more > 0:
+            lines.append(f"  … {more} more rows")
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        e = html.escape
+        body = "".join(
+            f'<tr class="ta-map-{e(status.replace(" ", "-"))}"><td>{e(index)}</td>'
+            f"<td>{e(given)}</td><td>{e(status)}</td><td>{e(answer)}</td></tr>"
+            for index, given, status, answer in self._lines()
+        )
+        more = len(self.result) - self.rows
+        tail = f'<div class="ta-map-more">… {more} more rows</div>' if more > 0 else ""
+        seconds = getattr(self.result, "duration", 0.0)
+        return (
+            f"<style>{_SUMMARY_STYLE}</style>"
+            f'<div class="tinyagent ta-map-summary"><div class="ta-map-counts">'
+            f'{e(self.counts_line())} · <span class="ta-time">{seconds:.1f} s</span></div>'
+            "<table><thead><tr><th>#</th><th>input</th><th>status</th><th>output / error</th>"
+            f"</tr></thead><tbody>{body}</tbody></table>{tail}</div>"
+        )
+
+    def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
+        return {"text/plain": self.text(), "text/html": self.html()}
+
+    def __repr__(self) -> str:
+        return self.text()
+
+
+_SUMMARY_STYLE = (
+    ".ta-map-summary{font-family:var(--jp-ui-font-family,system-ui,sans-serif);"
+    "font-size:var(--jp-ui-font-size1,13px);color:var(--jp-ui-font-color1,inherit)}"
+    ".ta-map-summary table{border-collapse:collapse;margin:0.3em 0}"
+    ".ta-map-summary th,.ta-map-summary td{border:1px solid var(--jp-border-color2,#ddd);"
+    "padding:0.15em 0.5em;text-align:left;vertical-align:top;max-width:32em}"
+    ".ta-map-summary th{background:var(--jp-layout-color2,#f5f5f5)}"
+    ".ta-map-summary .ta-map-failed td:nth-child(3){color:var(--jp-error-color1,#d32f2f)}"
+    ".ta-map-summary .ta-map-not-run td:nth-child(3){color:var(--jp-warn-color0,#e65100)}"
+    ".ta-map-summary .ta-map-more,.ta-map-summary .ta-time{color:var(--jp-ui-font-color2,#666)}"
+)

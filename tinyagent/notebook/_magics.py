@@ -39,6 +39,34 @@ Line subcommands (``%agent <subcommand>``; add ``--name NAME`` for a named conve
 """
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int of 1 or more, got {text!r}")
+    return value
+
+
+def _budget(text: str) -> int | float:
+    """``--budget``: ``20000`` is tokens; ``0.50`` or ``$2`` is US dollars."""
+    value = text.strip().replace(",", "").replace("_", "")
+    try:
+        if value.startswith("$") or "." in value:
+            number: int | float = float(value.removeprefix("$"))
+        else:
+            number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: an int is tokens (--budget 20000), a number with a dot or $ is US "
+            "dollars (--budget 0.50, --budget $2)"
+        )
+    return number
+
+
 @magics_class
 class AgentMagics(Magics):
     """The ``%agent``/``%%agent`` magics. Traitlets settings sit below ``%agent config``."""
@@ -105,9 +133,11 @@ class AgentMagics(Magics):
     @argument(
         "--cache",
         dest="cache",
-        action="store_true",
+        nargs="?",
+        const=True,
         default=None,
-        help="prompt caching on (this cell)",
+        metavar="PATH",
+        help="prompt caching on (this cell); with --map, PATH is the resume cache (SQLite)",
     )
     @argument(
         "--no-cache", dest="cache", action="store_false", help="prompt caching off (this cell)"
@@ -145,6 +175,19 @@ class AgentMagics(Magics):
         "--replay", metavar="PATH", help="answer from a recorded cassette (no network, no key)"
     )
     @argument(
+        "--map",
+        metavar="VAR",
+        help="run the body, a str.format template, once per row of VAR (a DataFrame, a list of "
+        "dicts or of strings) as a batch; -o stores the result as a DataFrame",
+    )
+    @argument("--concurrency", type=_positive_int, metavar="N", help="with --map: rows in flight")
+    @argument(
+        "--budget",
+        type=_budget,
+        metavar="X",
+        help="with --map: no row starts once spent; an int is tokens, 0.50 or $2 is US dollars",
+    )
+    @argument(
         "--record", metavar="PATH", help="forward to the real provider and record into a cassette"
     )
     @line_cell_magic
@@ -162,7 +205,13 @@ class AgentMagics(Magics):
                 return run_subcommand(self.session, line)
             prepared = self.session.prepare_fix(self.parse(fix))
         else:
-            prepared = self.session.prepare(self.parse(line), cell)
+            args = self.parse(line)
+            if args.map is not None:
+                batch = self.session.prepare_map(args, cell)
+                if batch is not None:
+                    self.session.run_map_blocking(batch)
+                return None
+            prepared = self.session.prepare(args, cell)
         session = self.session
         if prepared is None:
             return None
@@ -180,7 +229,13 @@ class AgentMagics(Magics):
         if cell is None:
             prepared = session.prepare_fix(self.parse(_fix_options(line) or ""))
         else:
-            prepared = session.prepare(self.parse(line), cell)
+            args = self.parse(line)
+            if args.map is not None:
+                batch = session.prepare_map(args, cell)
+                if batch is not None:
+                    await session.run_map(batch)
+                return None
+            prepared = session.prepare(args, cell)
         if prepared is None:
             return None
         if prepared.background:
