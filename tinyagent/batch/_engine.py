@@ -284,7 +284,10 @@ class Engine:
             kind, text = "json", spec.dump(row.output)
         else:
             kind, text = "text", str(row.output)
-        self.cache.put(key, kind, text, row.usage, row.cost)
+        try:
+            self.cache.put(key, kind, text, row.usage, row.cost)
+        except Exception:  # a full disk or a locked file costs the resume, not the batch
+            logger.warning("batch cache: could not store row %d", row.index, exc_info=True)
 
     def _not_run(self, index: int, row: Any, reason: str, entry: _Running | None = None) -> None:
         result = BatchRow(index, row, error=NOT_RUN + reason)

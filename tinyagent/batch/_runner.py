@@ -252,7 +252,8 @@ class _Row:
             agent = self.config.new_agent(stream_fn=self.stream_fn)
             agent.subscribe(self)
             value, error = await self._attempt(agent, text, output)
-            self.messages = list(agent.state.messages)
+            if settings.keep_messages:
+                self.messages = list(agent.state.messages)
             if error is None:
                 return value, None
             if not is_transient(error) or self.attempts >= settings.max_attempts:
