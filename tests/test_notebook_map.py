@@ -32,7 +32,7 @@ CITIES = pd.DataFrame({"city": ["Oslo", "Rome", "Lima"], "n": [1, 2, 3]}, index=
 @pytest.fixture
 def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
     sh = fresh_shell(monkeypatch, tmp_path)
-    for key in ("df", "rows", "res", "_agent_batch", "city"):
+    for key in ("df", "rows", "res", "_agent_batch", "city", "cap", "mine"):
         sh.user_ns.pop(key, None)
     yield sh
     session_of(sh).stop_servers()
@@ -164,6 +164,7 @@ def test_usage_errors_of_the_map_options(shell: InteractiveShell, demo: Any) -> 
 def test_budget_values() -> None:
     assert _budget("20000") == 20000 and _budget("20_000") == 20000
     assert _budget("0.50") == 0.5 and _budget("$2") == 2.0 and isinstance(_budget("$2"), float)
+    assert _budget("$$2") == 2.0 and isinstance(_budget("$$2"), float) and _budget("2$") == 2.0
     for bad in ("-1", "two", "$"):
         with pytest.raises(Exception, match="an int is tokens"):
             _budget(bad)
@@ -264,6 +265,31 @@ def test_the_transformer_path_awaits_the_batch_on_the_loop(
         assert outputs_text(captured).startswith("3 rows · 3 done")
     finally:
         uninstall_transformer(shell)
+
+
+def test_a_dollar_budget_survives_the_expansion_of_the_magic_line(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+
+    async def fake_arun_batch(config: Any, rows: Any, **options: Any) -> BatchResult:
+        seen.append(options["budget"])
+        return BatchResult([])
+
+    monkeypatch.setattr("tinyagent.batch.arun_batch", fake_arun_batch)
+    shell.run_line_magic("agent", "config provider=demo base_url=http://127.0.0.1:9/v1")
+    shell.user_ns["df"] = CITIES
+    shell.user_ns["cap"] = 500
+    install_transformer(shell)
+    try:
+        with capture_output():
+            shell.run_cell("%%agent --map df --budget $2\nHi {city}")
+            shell.run_cell("%%agent --map df --budget $cap\nHi {city}")  # a variable still expands
+    finally:
+        uninstall_transformer(shell)
+    # IPython expands the line of a run_cell_magic call itself: there $$ is a literal $
+    run_map(shell, "--map df --budget $$3", "Hi {city}")
+    assert seen == [2.0, 500, 3.0] and isinstance(seen[0], float) and isinstance(seen[1], int)
 
 
 def test_help_lists_the_map_options(shell: InteractiveShell) -> None:

@@ -8,6 +8,7 @@ state. See docs/notebook.md#cell-magic, docs/notebook.md#subcommands and docs/no
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from typing import Any
 
@@ -39,6 +40,10 @@ Line subcommands (``%agent <subcommand>``; add ``--name NAME`` for a named conve
 """
 
 
+#: ``$`` before a digit: a dollar amount, never a variable (``var_expand`` reads ``$$`` as ``$``)
+_DOLLAR_AMOUNT = re.compile(r"\$(?=\.?\d)")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -50,11 +55,12 @@ def _positive_int(text: str) -> int:
 
 
 def _budget(text: str) -> int | float:
-    """``--budget``: ``20000`` is tokens; ``0.50`` or ``$2`` is US dollars."""
+    """``--budget``: ``20000`` is tokens; ``0.50``, ``$2`` (or ``$$2``, IPython's escape) is US
+    dollars."""
     value = text.strip().replace(",", "").replace("_", "")
     try:
-        if value.startswith("$") or "." in value:
-            number: int | float = float(value.removeprefix("$"))
+        if "$" in value or "." in value:
+            number: int | float = float(value.strip("$"))
         else:
             number = int(value)
     except ValueError:
@@ -225,7 +231,8 @@ class AgentMagics(Magics):
         ``%agent fix`` cell)."""
         # run_cell_magic expands {var}/$var in the magic line; the transformer path does too
         session = self.session
-        line = session.shell.var_expand(line, depth=1)
+        # ...but keeps a dollar amount (--budget $2): "$2" would expand to the number 2
+        line = session.shell.var_expand(_DOLLAR_AMOUNT.sub("$$", line), depth=1)
         if cell is None:
             prepared = session.prepare_fix(self.parse(_fix_options(line) or ""))
         else:
