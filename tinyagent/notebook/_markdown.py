@@ -113,8 +113,9 @@ def _code_rule(default: Callable[..., str]) -> Callable[..., str]:
 def _parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": True, "linkify": False, "highlight": _highlight})
     md.enable(["table", "strikethrough"])
+    rules = md.renderer.rules  # type: ignore[attr-defined]  # RendererHTML's; the protocol omits it
     for name in ("fence", "code_block"):
-        md.add_render_rule(name, _code_rule(md.renderer.rules[name]))
+        md.add_render_rule(name, _code_rule(rules[name]))
     return md
 
 
