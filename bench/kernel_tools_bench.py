@@ -71,7 +71,7 @@ def sizes(client) -> None:
 
 def interrupts(manager, client, trials: int) -> None:
     latencies = []
-    for trial in range(trials):
+    for _ in range(trials):
         marker = Path(tempfile.mkdtemp()) / "started"
         code = f"open({str(marker)!r}, 'w').close()\nimport time\ntime.sleep(30)"
         brain = ScriptedBrain([Reply(tool_calls=[ToolCallSpec("run_python", {"code": code})])])
