@@ -9,7 +9,10 @@ import asyncio
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -167,9 +170,9 @@ def test_cancelling_the_awaiting_task_returns_the_partial_result():
             task = asyncio.ensure_future(
                 arun_batch(agent, [f"q{i}" for i in range(8)], concurrency=3, progress=False)
             )
-            while len(server.requests) < 4:
+            while len(server.requests) < 5:  # q4 started: q0 and q1 have finished
                 await asyncio.sleep(0.01)
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
             task.cancel()  # what the kernel's interrupt does to a cell's task
             return await task
 
@@ -189,9 +192,9 @@ def test_ctrl_c_in_run_batch_returns_the_partial_result():
         fired = threading.Event()
 
         def interrupt() -> None:
-            while len(server.requests) < 4:
+            while len(server.requests) < 5:
                 threading.Event().wait(0.01)
-            threading.Event().wait(0.1)
+            threading.Event().wait(0.05)
             fired.set()
             os.kill(os.getpid(), signal.SIGINT)
 
@@ -239,3 +242,37 @@ def test_a_broken_progress_never_stops_the_batch():
     with ModelServer(echo) as server:
         result = run_batch(make_agent(server.url), ["a", "b"], progress=Broken())
     assert result.outputs == ["echo a", "echo b"]
+
+
+_KILLED_CHILD = """
+import sys
+from tinyagent import Agent, AgentOptions, run_batch
+from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
+agent = Agent(AgentOptions(stream_fn=stream_alchemy_openai_completions))
+agent.set_model(OpenAICompatModel(provider="openai", id="batch-test", base_url=sys.argv[1]))
+run_batch(agent, [f"q{i}" for i in range(6)], concurrency=3, cache=sys.argv[2], progress=False)
+"""
+
+
+def test_rows_finished_before_a_kill_9_are_kept_by_the_cache(tmp_path: Any):
+    path = tmp_path / "killed.sqlite"
+    with ModelServer(slow) as server:  # q0 and q1 finish, q2.. stream for seconds
+        child = subprocess.Popen([sys.executable, "-c", _KILLED_CHILD, server.url, str(path)])
+        try:
+            deadline = time.monotonic() + 30
+            while len(server.requests) < 5 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            child.kill()  # SIGKILL: no cleanup of any kind
+            child.wait(10)
+        finally:
+            if child.poll() is None:
+                child.kill()
+        server.brain = echo
+        server.clear_requests()
+        result = run_batch(make_agent(server.url), [f"q{i}" for i in range(6)], cache=path,
+                           progress=False)
+        rerun = sorted(last_user(r.body) for r in server.requests)
+    assert [row.cached for row in result] == [True, True, False, False, False, False]
+    assert rerun == ["q2", "q3", "q4", "q5"]
+    assert result.outputs[:2] == ["echo q0", "echo q1"]

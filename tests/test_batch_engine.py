@@ -16,6 +16,8 @@ import pytest
 from tinyagent import (
     Agent,
     AgentOptions,
+    AgentTool,
+    AgentToolResult,
     BatchResult,
     Budget,
     TextContent,
@@ -25,7 +27,7 @@ from tinyagent import (
 )
 from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
 from tinyagent.batch._progress import ProgressCounts
-from tinyagent.testing import ModelServer, Reply, Usage
+from tinyagent.testing import ModelServer, Reply, ToolCallSpec, Usage
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -181,6 +183,42 @@ def test_each_row_runs_on_a_fresh_agent_with_the_configuration_never_the_history
         assert body["max_completion_tokens"] == 77
     assert agent.state.messages == before  # the agent itself is untouched
     assert all(row.messages is None for row in result)
+
+
+def test_rows_run_their_tool_loops_each_turn_through_the_limiter():
+    calls: list[dict[str, Any]] = []
+
+    async def add(tool_call_id: str, args: dict, signal: Any, on_update: Any) -> AgentToolResult:
+        calls.append(args)
+        return AgentToolResult(content=[TextContent(text=str(args["a"] + args["b"]))])
+
+    tool = AgentTool(name="add", description="Add two numbers", execute=add, parameters={
+        "type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+        "required": ["a", "b"]})
+
+    def brain(request: dict[str, Any]) -> Reply:
+        last = request["messages"][-1]
+        if last["role"] == "tool":
+            return Reply(text=f"the sum is {last['content']}", usage=Usage(10, 5))
+        a, b = (int(x) for x in last["content"].split("+"))
+        return Reply(tool_calls=[ToolCallSpec("add", {"a": a, "b": b})], usage=Usage(10, 5))
+
+    with ModelServer(brain) as server:
+        run_batch(make_agent(server.url), ["0+0"], progress=False)  # the HTTP client made first
+        server.clear_requests()
+        calls.clear()
+        agent = make_agent(server.url)
+        agent.set_tools([tool])
+        result = run_batch(agent, ["1+2", "3+4", "5+6"], concurrency=3,
+                           requests_per_minute=600, progress=False)
+        times = sorted(r.received_at for r in server.requests)
+        tools = [[t["function"]["name"] for t in r.body["tools"]] for r in server.requests]
+    assert result.outputs == ["the sum is 3", "the sum is 7", "the sum is 11"]
+    assert sorted(c["a"] for c in calls) == [1, 3, 5]
+    assert all(row.usage["total_tokens"] == 30 for row in result)  # two turns each
+    assert tools == [["add"]] * 6
+    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    assert times[-1] - times[0] >= 0.4 and gaps[2] >= 0.07, gaps  # every turn's request: 0.1 s
 
 
 def test_keep_messages_keeps_each_rows_conversation():
