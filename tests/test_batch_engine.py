@@ -328,3 +328,12 @@ def test_backend_ray_is_loaded_lazily(monkeypatch: pytest.MonkeyPatch):
     assert len(result) == 0
     assert calls[0][0] is agent and calls[0][1] == ["a"]
     assert calls[0][2].concurrency == 5 and calls[0][2].backend == "ray"
+    assert asyncio.run(agent.map(["b"], backend="ray", progress=False)) is not result
+    assert calls[1][1] == ["b"]
+
+    async def no_ray(agent: Any, inputs: Any, options: Any) -> BatchResult:
+        raise ModuleNotFoundError("No module named 'ray'", name="ray")  # Ray imported late
+
+    fake.run_ray = no_ray  # type: ignore[attr-defined]
+    with pytest.raises(ImportError, match=r"pip install 'tiny-agent-os\[ray\]'"):
+        run_batch(agent, ["a"], backend="ray", progress=False)

@@ -64,9 +64,7 @@ def run_batch(
         backend=backend, progress=progress, keep_messages=keep_messages,
     )  # fmt: skip
     if options.backend == "ray":
-        run_ray = _ray_runner()
-        result: BatchResult = asyncio.run(run_ray(agent, inputs, options))
-        return result
+        return asyncio.run(_run_on_ray(agent, inputs, options))
     engine = Engine(agent, inputs, options)
     try:
         return asyncio.run(engine.run())
@@ -122,18 +120,28 @@ async def arun_batch(
         backend=backend, progress=progress, keep_messages=keep_messages,
     )  # fmt: skip
     if options.backend == "ray":
-        result: BatchResult = await _ray_runner()(agent, inputs, options)
-        return result
+        return await _run_on_ray(agent, inputs, options)
     return await Engine(agent, inputs, options).run()
 
 
-def _ray_runner() -> Any:
-    """``tinyagent.batch._ray.run_ray``, imported only when asked for."""
+def _is_ray(module: str | None) -> bool:
+    name = module or ""
+    return name == "ray" or name.startswith("ray.") or name == "tinyagent.batch._ray"
+
+
+async def _run_on_ray(agent: Any, inputs: Any, options: BatchOptions) -> BatchResult:
+    """``tinyagent.batch._ray.run_ray``, imported only when asked for; a missing Ray (at import
+    or when the backend first needs it) is the install hint."""
     try:
         module = importlib.import_module("tinyagent.batch._ray")
     except ModuleNotFoundError as exc:
-        name = exc.name or ""
-        if name == "ray" or name.startswith("ray.") or name == "tinyagent.batch._ray":
+        if _is_ray(exc.name):
             raise ImportError(_RAY_MISSING) from exc
         raise
-    return module.run_ray
+    try:
+        result: BatchResult = await module.run_ray(agent, inputs, options)
+    except ModuleNotFoundError as exc:
+        if _is_ray(exc.name):
+            raise ImportError(_RAY_MISSING) from exc
+        raise
+    return result
