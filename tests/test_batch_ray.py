@@ -337,3 +337,30 @@ def test_a_tool_module_the_workers_cannot_import_is_named(local_ray: Any, tmp_pa
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("driver_only_tools", None)
+
+
+def crash(tool_call_id: str, args: Any, signal: Any, on_update: Any) -> AgentToolResult:
+    os._exit(3)  # the worker process dies mid-row
+
+
+def test_a_dead_worker_fails_its_rows_and_the_others_carry_on(local_ray: Any):
+    tool = AgentTool(name="add", description="d", parameters={"type": "object"}, execute=crash)
+    inputs = ["add 1"] + [f"q{i}" for i in range(1, 8)]
+    with ModelServer(Brain()) as server:
+        result = run_batch(make_agent(server.url, [tool]), inputs, concurrency=2,
+                           backend="ray", progress=False)  # fmt: skip
+    assert result[0].error is not None and result[0].error.startswith("Ray worker failed:")
+    assert result.outputs[1:] == [f"echo q{i}" for i in range(1, 8)]
+    assert result.stopped is None and result.counts["failed"] == 1
+
+
+def test_a_row_that_does_not_pickle_fails_alone_on_one_worker(local_ray: Any):
+    inputs: list[Any] = [{"text": "a"}, {"text": "b", "lock": threading.Lock()}, {"text": "c"}]
+    options = BatchOptions(prompt="{text}", concurrency=3, progress=False)
+    with ModelServer(Brain()) as server:
+        result = asyncio.run(
+            run_ray(make_agent(server.url), inputs, options, RayOptions(workers=1, block_size=3))
+        )
+        assert sorted(first_user(r.body) for r in server.requests) == ["a", "c"]
+    assert result.outputs == ["echo a", None, "echo c"]
+    assert "does not pickle" in str(result[1].error) and result[1].input is inputs[1]

@@ -1,33 +1,25 @@
-"""``backend="ray"``: the local engine's driver with its rows run on Ray workers.
+"""``backend="ray"``: the local engine's driver, with the rows run on Ray workers.
 
-The driver is the local :class:`~tinyagent.batch._engine.Engine` unchanged — it pulls the rows
-lazily, answers cached rows, owns progress, the budget, ``max_failures``, Stop and the interrupt,
-and builds the :class:`BatchResult` — with :class:`RayExecutor` in place of the in-process
-``run_rows``. The executor starts ``workers`` Ray actors (one per CPU of the cluster by default),
-each holding the agent's configuration, unpickled once, and its own rate limiter. A worker runs
-blocks of rows with the local row runner (``_runner.run_rows``) on its event loop and streams
-each row's start, per-turn usage and result back as they happen.
-
-Rows reach the workers only as slots free up: the driver gives a worker a block of
-``block_size`` rows whenever it has that many of its ``concurrency / workers`` slots free, so
-rows are taken from the input (and the budget and ``max_failures`` are checked) exactly when
-the local engine would take them, at most ``concurrency`` rows are in flight, and a slow row
-never holds a block's other slots. Cancelling the executor (Stop, the interrupt) cancels the
-in-flight Ray calls (``ray.cancel``) before the actors are killed.
-
-Everything a worker needs is pickled with cloudpickle before Ray is touched; what does not
-pickle is named (:class:`NotPicklableError`): the tool, and the variable or attribute inside it.
+The local :class:`~tinyagent.batch._engine.Engine` drives (lazy rows, cache, progress, budget,
+``max_failures``, Stop, interrupt, result) with :class:`RayExecutor` in place of ``run_rows``:
+``workers`` Ray actors hold the agent's configuration (pickled once, checked before Ray is
+touched) and their own rate limiter, and get a block of rows whenever a block's worth of their
+share of ``concurrency`` is free, so rows are taken and gated when the local engine would take
+them and a slow row never holds its block's other slots. A worker runs each block with the local
+row runner (``run_rows``) and streams each row's start, per-turn usage and result back as they
+happen; Stop and the interrupt ``ray.cancel`` the calls in flight. docs/batch.md#ray
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import importlib
 import io
-import math
 import os
+import time
 import types
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
@@ -41,10 +33,12 @@ __all__ = ["NotPicklableError", "RayExecutor", "RayOptions", "check_picklable", 
 
 #: seconds the workers get to report what finished once their calls are cancelled
 CANCEL_GRACE = 3.0
+#: times Ray restarts a worker whose process died (a crashing tool) within one batch
+MAX_RESTARTS = 3
 _LOAD_HINT = (
-    "tools, hooks and prompt functions from your own modules must be importable on every Ray "
-    "worker (install the module there, or ray.init(runtime_env={'py_modules': [module]})); "
-    "functions defined in the notebook or the script itself travel by value"
+    "what your own modules define must be importable on every Ray worker (install the module "
+    "there, or ray.init(runtime_env={'py_modules': [module]})); a notebook's or script's own "
+    "functions travel by value"
 )
 
 
@@ -56,47 +50,33 @@ def _ray() -> Any:
 class RayOptions:
     """How a Ray batch is spread.
 
-    - ``workers``: Ray actors (default: the CPUs Ray has free, at least 1); together they keep at
-      most ``concurrency`` rows in flight, ``ceil(concurrency / workers)`` each.
-    - ``block_size``: rows per call to a worker (default a quarter of its slots, at least 1).
-    - ``num_cpus``: CPUs each worker reserves in Ray (default 1).
-    - ``address``: a cluster to connect to when Ray is not initialised yet; without one (and
-      without ``RAY_ADDRESS``) a local Ray is started for the batch and shut down after it.
-    - ``init``: more ``ray.init`` keyword arguments for that start.
-    - ``start_timeout``: seconds for the workers to come up before the batch gives up.
+    - ``workers``: Ray actors (default: one per CPU of the cluster); together they keep at most
+      ``concurrency`` rows in flight, an equal share each, and share the rate limits the same way.
+    - ``block_size``: rows per call to a worker (default a quarter of its share, at least 1).
+    - ``num_cpus``: CPUs each worker reserves in Ray.
+    - ``init``: ``ray.init`` arguments when Ray is not initialised yet: with an ``address`` (or
+      ``RAY_ADDRESS``) it connects, else a local Ray is started and shut down after the batch.
+    - ``start_timeout``: seconds for the workers to come up.
     """
 
     workers: int | None = None
     block_size: int | None = None
     num_cpus: float = 1.0
-    address: str | None = None
     init: dict[str, Any] = dataclasses.field(default_factory=dict)
     start_timeout: float = 120.0
 
     def __post_init__(self) -> None:
         for name in ("workers", "block_size"):
             value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
+            if value is not None and (type(value) is not int or value < 1):
                 raise ValueError(f"RayOptions.{name} must be an int >= 1, got {value!r}")
-
-    @classmethod
-    def of(cls, value: Any) -> RayOptions:
-        if value is None:
-            return cls()
-        if isinstance(value, RayOptions):
-            return value
-        if isinstance(value, dict):
-            return cls(**value)
-        raise TypeError(f"ray options must be a RayOptions or a dict, got {type(value).__name__}")
 
 
 async def run_ray(
-    agent: Any, inputs: Any, options: BatchOptions, ray: RayOptions | dict[str, Any] | None = None
+    agent: Any, inputs: Any, options: BatchOptions, ray: RayOptions | None = None
 ) -> BatchResult:
     """``run_batch(..., backend="ray")``: the local engine with :class:`RayExecutor`."""
-    executor = RayExecutor(RayOptions.of(ray))
+    executor = RayExecutor(ray)
     engine = Engine(agent, inputs, options, executor=executor)
     executor.payload = check_picklable(engine.config, engine.settings)  # before anything starts
     try:
@@ -115,19 +95,16 @@ class NotPicklableError(TypeError):
 def check_picklable(config: AgentConfig, settings: RowSettings) -> bytes:
     """The pickled ``(config, settings)`` the workers get; raises :class:`NotPicklableError`
     naming the first part that does not pickle and the object inside it that is why."""
-    cloudpickle = importlib.import_module("ray.cloudpickle")
+    dumps = importlib.import_module("ray.cloudpickle").dumps
     try:
-        blob: bytes = cloudpickle.dumps((config, settings))
-        return blob
+        return dumps((config, settings))  # type: ignore[no-any-return]
     except Exception as whole:
-        for label, part in _parts(config, settings):
+        for label, part in [*_parts(config, settings), ("the batch settings", settings)]:
             try:
-                cloudpickle.dumps(part)
+                dumps(part)
             except Exception as exc:
                 raise NotPicklableError(_explain(label, part, exc)) from exc
-        raise NotPicklableError(
-            f"backend='ray' could not pickle the agent: {type(whole).__name__}: {whole}"
-        ) from whole
+        raise NotPicklableError(f"backend='ray' could not pickle the agent: {whole}") from whole
 
 
 def _parts(config: AgentConfig, settings: RowSettings) -> Iterator[tuple[str, Any]]:
@@ -141,26 +118,23 @@ def _parts(config: AgentConfig, settings: RowSettings) -> Iterator[tuple[str, An
         yield "the prompt function", settings.prompt.prompt
     if settings.output is not None:
         yield "output_type", settings.output
-    yield "the batch settings", settings
 
 
 def _explain(label: str, part: Any, exc: Exception) -> str:
-    path, leaf_error = _culprit(part, exc)
-    where = (
-        ": " + " → ".join(f"{step} ({_describe(value)})" for step, value in path) if path else ""
+    path, leaf = _culprit(part, exc)
+    where = "".join(f"{' → ' if i else ': '}{step} ({_describe(value)})"
+                    for i, (step, value) in enumerate(path))  # fmt: skip
+    shell = any(_is_shell(value) for value in [part, *(value for _, value in path)])
+    advice = (
+        "The notebook's kernel tools work on this kernel's variables and cannot run in another "
+        "process: use backend='local' for them"
+        if shell
+        else "Make such objects inside the tool's function (or in an importable module) "
+        "instead of capturing them, or use backend='local'"
     )
-    text = (
+    return (
         f"backend='ray' pickles the agent to send it to the Ray workers, and {label} does not "
-        f"pickle{where}: {type(leaf_error).__name__}: {leaf_error}"
-    )
-    if any(_is_shell(value) for _, value in path) or _is_shell(part):
-        return text + (
-            ". The notebook's kernel tools work on this kernel's variables and cannot run in "
-            "another process: use backend='local' for them"
-        )
-    return text + (
-        ". Make such objects inside the tool's function (or in an importable module) instead "
-        "of capturing them, or use backend='local'"
+        f"pickle{where}: {type(leaf).__name__}: {leaf}. {advice}"
     )
 
 
@@ -212,25 +186,15 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
         yield from ((f"item {k!r}", v) for k, v in obj.items())
     elif isinstance(obj, list | tuple | set | frozenset):
         yield from ((f"item {i}", v) for i, v in enumerate(obj))
-    elif isinstance(obj, type):
-        return
     else:
-        fields = getattr(type(obj), "model_fields", None)  # pydantic
-        if isinstance(fields, dict):
-            yield from ((f"its {name}", getattr(obj, name, None)) for name in fields)
-        elif dataclasses.is_dataclass(obj):
-            yield from ((f"its {f.name}", getattr(obj, f.name)) for f in dataclasses.fields(obj))
-        state = getattr(obj, "__dict__", None)
+        state = getattr(obj, "__dict__", None)  # a pydantic model's fields too
         if isinstance(state, dict):
-            yield from ((f"attribute `{k}`", v) for k, v in state.items())
+            yield from ((f"its {k}", v) for k, v in state.items())
 
 
 def _global_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_names(const)
-    return names
+    inner = [const for const in code.co_consts if isinstance(const, types.CodeType)]
+    return set(code.co_names).union(*map(_global_names, inner))
 
 
 def _is_shell(value: Any) -> bool:
@@ -249,31 +213,26 @@ def _describe(value: Any) -> str:
     if isinstance(value, types.FunctionType | types.MethodType):
         return f"function {value.__qualname__}"
     kind = type(value)
-    name = (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
-    return f"a {name}"
+    module = "" if kind.__module__ == "builtins" else kind.__module__ + "."
+    return f"a {module}{kind.__qualname__}"
 
 
 def _init_ray(options: RayOptions) -> None:
-    """Connect to ``options.address`` / ``RAY_ADDRESS``, or start a local Ray (tried twice: on
-    a loaded machine Ray's own start can time out)."""
-    ray = _ray()
-    kwargs: dict[str, Any] = {"include_dashboard": False, **options.init}
-    address = options.address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, **kwargs)
-        return
-    kwargs.setdefault("num_cpus", options.workers or os.cpu_count() or 1)
-    try:
-        ray.init(**kwargs)
-    except Exception as exc:
-        if "timed out during startup" not in str(exc):
-            raise
-        ray.shutdown()
-        ray.init(**kwargs)
+    """Connect to ``init["address"]`` / ``RAY_ADDRESS``, or start a local Ray (twice if need be:
+    on a loaded machine Ray's own start can time out)."""
+    ray, kwargs = _ray(), dict(options.init)
+    address = kwargs.get("address") or os.environ.get("RAY_ADDRESS")
+    if not address:
+        kwargs.setdefault("include_dashboard", False)
+        kwargs.setdefault("num_cpus", options.workers or os.cpu_count() or 1)
+    for attempt in (1, 2):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as exc:
+            if address or attempt == 2 or "timed out during startup" not in str(exc):
+                raise
+            ray.shutdown()
 
 
 # -- the worker ---------------------------------------------------------------------------------
@@ -282,7 +241,7 @@ def _init_ray(options: RayOptions) -> None:
 class _Worker:
     """One Ray actor of a batch (async: its blocks share one event loop and one limiter)."""
 
-    def __init__(self, payload: bytes, requests_share: float) -> None:
+    def __init__(self, payload: bytes, share: float) -> None:
         self.error: str | None = None
         self.limiter: Any = None
         try:
@@ -292,9 +251,7 @@ class _Worker:
             return
         rpm, tpm = settings.requests_per_minute, settings.tokens_per_minute
         self.settings: RowSettings = dataclasses.replace(
-            settings,
-            requests_per_minute=rpm * requests_share if rpm else None,
-            tokens_per_minute=tpm * requests_share if tpm else None,
+            settings, requests_per_minute=rpm and rpm * share, tokens_per_minute=tpm and tpm * share
         )
 
     def ready(self) -> tuple[int, str | None]:
@@ -326,15 +283,12 @@ class _Worker:
         ))  # fmt: skip
         task.add_done_callback(lambda _: wake.set())
         try:
-            while True:
+            while not (task.done() and not events):
                 await wake.wait()
                 wake.clear()
                 if events:
-                    batch = events[:]
-                    del events[:]
+                    batch, events[:] = events[:], []
                     yield batch
-                if task.done() and not events:
-                    break
             task.result()
         finally:
             if not task.done():  # cancelled (ray.cancel): end the rows in flight
@@ -353,15 +307,16 @@ def _worker_class() -> Any:
 @dataclasses.dataclass
 class _Slot:
     actor: Any
-    capacity: int
+    capacity: int  # rows this worker may have in flight
     free: int
-    alive: bool = True
+    alive: bool = False  # up and taking rows
+    watch: asyncio.Task[None] | None = None  # waiting for it to be up (starting, restarting)
 
 
 class RayExecutor:
     """The engine's executor for ``backend="ray"`` (``run_rows``' signature). ``payload`` is the
-    pickled ``(config, settings)`` (``check_picklable``); ``close()`` kills the workers and shuts
-    down the Ray it started."""
+    pickled ``(config, settings)``; ``close()`` kills the workers and shuts down the Ray it
+    started."""
 
     def __init__(self, options: RayOptions | None = None) -> None:
         self.options = options or RayOptions()
@@ -369,9 +324,13 @@ class RayExecutor:
         self.started_ray = False
         self.slots: list[_Slot] = []
         self.block_size = 1
-        self._calls: dict[asyncio.Task[None], Any] = {}
-        self._wake: asyncio.Event | None = None
+        self._calls: dict[asyncio.Task[None], Any] = {}  # consumer → its Ray stream
+        self._wake = asyncio.Event()
         self._cancelling = False
+        self._load_error: str | None = None
+        self._on_row: OnRow = lambda row: None
+        self._on_start: OnStart | None = None
+        self._on_usage: OnUsage | None = None
 
     async def __call__(
         self,
@@ -385,95 +344,90 @@ class RayExecutor:
     ) -> None:
         if self.payload is None:
             self.payload = check_picklable(config, settings)
-        await self._start(settings.concurrency)
+        self._on_row, self._on_start, self._on_usage = on_row, on_start, on_usage
         self._wake = asyncio.Event()
         try:
-            await self._drive(iter(rows), on_row, on_start, on_usage)
+            self._start(settings.concurrency)
+            await self._drive(iter(rows))
         except BaseException:
             await self._cancel_calls()
             raise
 
-    # -- starting -------------------------------------------------------------------------------
-
-    async def _start(self, concurrency: int) -> None:
+    def _start(self, concurrency: int) -> None:
         ray, options = _ray(), self.options
         if not ray.is_initialized():
             _init_ray(options)
             self.started_ray = True
         workers = options.workers
-        if workers is None:  # one per free CPU
-            free = ray.available_resources().get("CPU", 0)
-            workers = max(1, int(free // options.num_cpus)) if options.num_cpus > 0 else 1
+        if workers is None:  # one per CPU of the cluster
+            cpus = ray.cluster_resources().get("CPU", 1)
+            workers = max(1, int(cpus // options.num_cpus)) if options.num_cpus > 0 else 1
         workers = min(workers, concurrency)
-        capacity = math.ceil(concurrency / workers)
-        self.block_size = options.block_size or max(1, capacity // 4)
+        shares = [concurrency // workers + (i < concurrency % workers) for i in range(workers)]
+        self.block_size = options.block_size or max(1, shares[-1] // 4)
         payload = ray.put(self.payload)  # once for all the workers
-        worker = _worker_class().options(num_cpus=options.num_cpus)
-        self.slots = [
-            _Slot(worker.remote(payload, 1 / workers), capacity, capacity) for _ in range(workers)
-        ]
-        waiting = asyncio.gather(*(slot.actor.ready.remote() for slot in self.slots))
+        worker = _worker_class().options(num_cpus=options.num_cpus, max_restarts=MAX_RESTARTS)
+        self.slots = [_Slot(worker.remote(payload, n / concurrency), n, n) for n in shares]
+        for slot in self.slots:
+            slot.watch = asyncio.ensure_future(self._wait_up(slot))
+
+    async def _wait_up(self, slot: _Slot) -> None:
+        """Until the worker answers (it may be starting, or restarting after a crash), for at
+        most ``start_timeout``; a worker that never does stays out of the batch."""
+        ray = _ray()
+        deadline = time.monotonic() + self.options.start_timeout
         try:
-            ready = await asyncio.wait_for(waiting, options.start_timeout)
-        except TimeoutError:
-            raise RuntimeError(
-                f"the {workers} Ray workers of this batch did not start within "
-                f"{options.start_timeout:g} s (each reserves {options.num_cpus:g} CPU; Ray has "
-                f"{ray.available_resources().get('CPU', 0):g} free): pass fewer workers or a "
-                "smaller num_cpus"
-            ) from None
-        except ray.exceptions.RayError as exc:
-            raise RuntimeError(f"a Ray worker of this batch failed to start: {exc}") from exc
-        for _pid, error in ready:
-            if error is not None:
-                raise RuntimeError(
-                    f"the agent could not be loaded on a Ray worker: {error}; {_LOAD_HINT}"
-                )
+            while time.monotonic() < deadline:
+                try:
+                    ref = slot.actor.ready.remote()
+                    _pid, error = await asyncio.wait_for(ref, deadline - time.monotonic())
+                except ray.exceptions.ActorUnavailableError:  # restarting
+                    await asyncio.sleep(0.2)
+                    continue
+                slot.alive, self._load_error = error is None, self._load_error or error
+                return
+        except (TimeoutError, ray.exceptions.RayError):
+            pass  # never up, or dead for good: it stays out of the batch
+        finally:
+            slot.watch = None
+            self._wake.set()
 
     def close(self) -> None:
         """Kill this batch's workers; shut Ray down if this batch started it."""
         ray = _ray()
+        for slot in self.slots:
+            if slot.watch is not None:
+                slot.watch.cancel()
         if ray.is_initialized():
             for slot in self.slots:
-                try:
+                with contextlib.suppress(Exception):  # already gone
                     ray.kill(slot.actor, no_restart=True)
-                except Exception:  # already gone
-                    pass
             if self.started_ray:
                 ray.shutdown()
         self.slots = []
 
-    # -- running --------------------------------------------------------------------------------
-
-    async def _drive(
-        self,
-        rows: Iterator[tuple[int, Any]],
-        on_row: OnRow,
-        on_start: OnStart | None,
-        on_usage: OnUsage | None,
-    ) -> None:
-        assert self._wake is not None
+    async def _drive(self, rows: Iterator[tuple[int, Any]]) -> None:
         more = True
         while True:
+            if self._load_error is not None:
+                error = f"the agent could not be loaded on a Ray worker: {self._load_error}"
+                raise RuntimeError(f"{error}; {_LOAD_HINT}")
             if more:
-                more = self._dispatch(rows, on_row, on_start, on_usage)
-            if not self._calls:
-                if more and not any(slot.alive for slot in self.slots):
-                    raise RuntimeError("every Ray worker of this batch died; see the rows' errors")
+                more = self._dispatch(rows)
+            if not self._calls and not (more and any(s.watch for s in self.slots)):
+                if more:
+                    raise RuntimeError(
+                        f"no Ray worker of this batch is up: none answered within "
+                        f"{self.options.start_timeout:g} s, or they died (see Ray's logs)"
+                    )
                 return
             self._wake.clear()
             await self._wake.wait()
-            for call in [c for c in self._calls if c.done()]:
+            for call in [call for call in self._calls if call.done()]:
                 del self._calls[call]
-                call.result()  # a consumer's own bug surfaces here
+                call.result()  # a bug of the consumer's own surfaces here
 
-    def _dispatch(
-        self,
-        rows: Iterator[tuple[int, Any]],
-        on_row: OnRow,
-        on_start: OnStart | None,
-        on_usage: OnUsage | None,
-    ) -> bool:
+    def _dispatch(self, rows: Iterator[tuple[int, Any]]) -> bool:
         """Fill the workers' free slots, a block at a time; False once ``rows`` is over."""
         while True:
             alive = [slot for slot in self.slots if slot.alive]
@@ -482,55 +436,37 @@ class RayExecutor:
             slot = max(alive, key=lambda s: s.free)
             want = min(self.block_size, slot.free)
             if want < min(self.block_size, slot.capacity):
-                return True  # wait until a block's worth of slots is free
+                return True  # until a block's worth of slots is free
             block: dict[int, Any] = {}
-            for index, row in rows:  # the engine's gate and cache run as each row is taken
+            for index, row in rows:  # the engine's cache, budget and max_failures gate each row
                 block[index] = row
                 if len(block) >= want:
                     break
             if block:
-                self._submit(slot, block, on_row, on_start, on_usage)
+                self._submit(slot, block)
             if len(block) < want:
                 return False
 
-    def _submit(
-        self,
-        slot: _Slot,
-        block: dict[int, Any],
-        on_row: OnRow,
-        on_start: OnStart | None,
-        on_usage: OnUsage | None,
-    ) -> None:
+    def _submit(self, slot: _Slot, block: dict[int, Any]) -> None:
         method = slot.actor.run_block.options(num_returns="streaming")
         try:
             stream = method.remote(list(block.items()))
-        except Exception:  # a row that does not pickle: it fails alone, the others go
-            cloudpickle = importlib.import_module("ray.cloudpickle")
+        except Exception:  # a row that does not pickle fails alone; the others go
+            dumps = importlib.import_module("ray.cloudpickle").dumps
             for index, row in list(block.items()):
                 try:
-                    cloudpickle.dumps(row)
+                    dumps(row)
                 except Exception as exc:
                     del block[index]
-                    on_row(BatchRow(index, row, error=f"this row does not pickle for Ray: {exc}"))
+                    self._on_row(BatchRow(index, row, error=f"row does not pickle for Ray: {exc}"))
             if not block:
                 return
             stream = method.remote(list(block.items()))
         slot.free -= len(block)
-        call = asyncio.ensure_future(self._consume(slot, block, stream, on_row, on_start, on_usage))
-        self._calls[call] = stream
+        self._calls[asyncio.ensure_future(self._consume(slot, block, stream))] = stream
 
-    async def _consume(
-        self,
-        slot: _Slot,
-        block: dict[int, Any],
-        stream: Any,
-        on_row: OnRow,
-        on_start: OnStart | None,
-        on_usage: OnUsage | None,
-    ) -> None:
-        assert self._wake is not None
-        ray = _ray()
-        pending = dict(block)
+    async def _consume(self, slot: _Slot, block: dict[int, Any], stream: Any) -> None:
+        ray, pending = _ray(), dict(block)
         try:
             async for ref in stream:
                 for event in await ref:
@@ -538,38 +474,35 @@ class RayExecutor:
                         row = event[1]
                         row.input = pending.pop(row.index, None)
                         slot.free += 1
-                        on_row(row)
-                    elif event[0] == "usage" and on_usage is not None:
-                        on_usage(event[1], event[2], event[3])
-                    elif event[0] == "start" and on_start is not None:
-                        on_start(event[1], block[event[1]])
+                        self._on_row(row)
+                    elif event[0] == "usage" and self._on_usage is not None:
+                        self._on_usage(*event[1:])
+                    elif event[0] == "start" and self._on_start is not None:
+                        self._on_start(event[1], block[event[1]])
                 self._wake.set()
-            error = "the Ray worker ended the block without this row"
+            error = "the Ray worker ended its block without this row"
         except ray.exceptions.RayError as exc:
             if self._cancelling:
-                return  # the rows it did not report are "not run" (the engine says why)
-            if isinstance(exc, ray.exceptions.RayActorError):
-                slot.alive = False
+                return  # the rows not reported are "not run" (the engine says why)
+            if isinstance(exc, ray.exceptions.RayActorError) and slot.watch is None:
+                slot.alive, slot.watch = False, asyncio.ensure_future(self._wait_up(slot))
             error = f"Ray worker failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
         finally:
             self._wake.set()
         for index, row in pending.items():
             slot.free += 1
-            on_row(BatchRow(index, row, error=error))
+            self._on_row(BatchRow(index, row, error=error))
 
     async def _cancel_calls(self) -> None:
-        """Cancel every in-flight Ray call and give the workers a moment to report the rows
-        that finished anyway."""
+        """``ray.cancel`` every call in flight; the workers get ``CANCEL_GRACE`` seconds to
+        report the rows that finished anyway."""
         self._cancelling = True
         ray = _ray()
         for stream in self._calls.values():
-            try:
+            with contextlib.suppress(Exception):  # it finished meanwhile
                 ray.cancel(stream)
-            except Exception:  # finished meanwhile
-                pass
-        calls = list(self._calls)
-        if calls:
-            _, late = await asyncio.wait(calls, timeout=CANCEL_GRACE)
+        if self._calls:
+            _, late = await asyncio.wait(list(self._calls), timeout=CANCEL_GRACE)
             for call in late:
                 call.cancel()
         self._calls.clear()
