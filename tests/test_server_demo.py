@@ -145,3 +145,17 @@ def test_json_mode_demo(server: ModelServer) -> None:
     response = httpx.post(server.url, json=body, timeout=3.0).json()
     message = response["choices"][0]["message"]
     assert message["tool_calls"][0]["function"] == {"name": "sum", "arguments": '{"a":1,"b":1}'}
+
+
+def test_a_json_schema_request_is_answered_with_an_instance_of_the_schema(server: ModelServer) -> None:
+    schema = {"type": "object", "required": ["label", "score", "kind"], "properties": {
+        "label": {"type": "string", "enum": ["bug", "praise", "refund"]},
+        "score": {"type": "integer"}, "kind": {"$ref": "#/$defs/Kind"}},
+        "$defs": {"Kind": {"type": "string", "enum": ["web", "mobile"]}}}
+    body: dict[str, Any] = {"model": "demo", "stream": True,
+                            "messages": [user("Refund the mobile order 7, please")],
+                            "response_format": {"type": "json_schema",
+                                                "json_schema": {"name": "T", "schema": schema}}}
+    response = httpx.post(server.url, json=body, timeout=3.0)
+    result = assemble(parse_sse(response.content))
+    assert json.loads(result.text) == {"label": "refund", "score": 7, "kind": "mobile"}

@@ -34,7 +34,10 @@ an ``@name`` attached to it; the *turn* is every message after the prompt. Rules
    arrays ``[]``, objects ``{}``. Numbers and quotes are consumed in order across all the calls
    of the turn and start over when used up (a prompt without numbers gives 0). Optional
    properties are left out.
-6. **Otherwise** a short Markdown reply that quotes the prompt's first line and says it comes
+6. **A JSON schema answer**: a request with ``response_format`` ``json_schema`` (``run_batch``'s
+   ``output_type``) and no tool step is answered with one JSON object built from the schema
+   (``$defs`` references inlined) by the argument rules of rule 5 and the last user message.
+7. **Otherwise** a short Markdown reply that quotes the prompt's first line and says it comes
    from the offline demo model, preceded by a one-line reasoning block; when tools are offered
    it lists them and says how to have one called.
 
@@ -179,6 +182,27 @@ def demo_arguments(params: Mapping[str, Any], source: _Source) -> dict[str, Any]
     return arguments
 
 
+def _response_schema(request: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema of a ``response_format`` json_schema request, its ``$defs`` inlined."""
+    spec = request.get("response_format")
+    if not isinstance(spec, dict) or spec.get("type") != "json_schema":
+        return None
+    schema = (spec.get("json_schema") or {}).get("schema")
+    if not isinstance(schema, dict):
+        return None
+    defs = schema.get("$defs") or {}
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs.get(ref.rsplit("/", 1)[1], {}))
+            return {k: inline(v) for k, v in node.items()}
+        return [inline(v) for v in node] if isinstance(node, list) else node
+
+    return inline(schema)  # type: ignore[no-any-return]
+
+
 def _trailing_tool_results(messages: list[Any]) -> list[dict[str, Any]]:
     """The tool messages that end the conversation (skipping the image note that may follow)."""
     results: list[dict[str, Any]] = []
@@ -240,8 +264,12 @@ class DemoBrain:
         step = kernel_step(messages, {name for name, _ in offered},
                            lambda prompt: [name for name, _ in named_tools(prompt, offered)])
         results = _trailing_tool_results(messages)
+        schema = _response_schema(request)
         if step is not None:
             reply = self._kernel_reply(messages, step)
+        elif schema is not None and not results:
+            arguments = demo_arguments(schema, _Source(self._last_user_text(messages)))
+            reply = self._reply(text=json.dumps(arguments, ensure_ascii=False))
         elif results:
             reply = self._answer_results(messages, results)
         else:
