@@ -67,7 +67,7 @@ def test_kernel_environment_cannot_switch_to_a_real_provider(
 
 
 def test_the_tutorials_are_numbered_without_gaps() -> None:
-    assert [s.name[:2] for s in SOURCES] == [f"{n:02d}" for n in range(1, 13)]
+    assert [s.name[:2] for s in SOURCES] == [f"{n:02d}" for n in range(1, 14)]
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
