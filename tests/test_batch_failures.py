@@ -10,24 +10,13 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from support.batch_support import last_user, make_agent
 
-from tinyagent import Agent, AgentOptions, run_batch
-from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
+from tinyagent import run_batch
 from tinyagent.batch._runner import is_transient
 from tinyagent.testing import Fault, ModelServer, Reply, Usage
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def make_agent(url: str, **model: Any) -> Agent:
-    agent = Agent(AgentOptions(stream_fn=stream_alchemy_openai_completions))
-    agent.set_model(OpenAICompatModel(provider="openai", id="batch-test", base_url=url, **model))
-    return agent
-
-
-def last_user(request: dict[str, Any]) -> str:
-    content = request["messages"][-1]["content"]
-    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
 
 
 def warm_up(server: ModelServer) -> None:

@@ -7,7 +7,6 @@ the test can see the connection being closed when the kernel is interrupted mid-
 
 from __future__ import annotations
 
-import queue
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 pytest.importorskip("jupyter_client")
 pytest.importorskip("ipykernel")
 
-from support.real_kernel import collect, plain, run_cell, running_kernel  # noqa: E402
+from support.real_kernel import click, collect, plain, run_cell, running_kernel, widget_ops  # noqa: E402
 
 from tinyagent.testing import ModelServer, Reply, ScriptedBrain  # noqa: E402
 
@@ -155,29 +154,10 @@ def test_confirm_buttons_are_answered_mid_run_on_the_kernel_loop(live_kernel: An
         msg_id = client.execute(
             f"%%agent --confirm -t add --provider local --base-url {server.url}\nAdd 2 and 40"
         )
-        comm_id, key = "", ""
-        deadline = time.monotonic() + 20
-        while not key and time.monotonic() < deadline:
-            try:
-                msg = client.get_iopub_msg(timeout=0.2)
-            except queue.Empty:
-                continue
-            content = msg["content"]
-            if (
-                msg["msg_type"] == "comm_open"
-                and content["data"]["state"].get("state", {}).get("kind") == "run"
-            ):
-                comm_id = content["comm_id"]
-            if msg["msg_type"] == "comm_msg" and content["comm_id"] == comm_id:
-                for op in content["data"].get("content", {}).get("ops", []):
-                    if "data-confirm=" in op[2]:
-                        key = op[2].split('data-confirm="', 1)[1].split('"', 1)[0]
-        assert key, "the approve/deny prompt was shown in the cell"
-        click = {
-            "comm_id": comm_id,
-            "data": {"method": "custom", "content": {"event": "confirm", "id": key, "ok": True}},
-        }
-        client.shell_channel.send(client.session.msg("comm_msg", click))
+        comm_id, ops = widget_ops(client, lambda ops: any("data-confirm=" in o[2] for o in ops))
+        question = next(o[2] for o in ops if "data-confirm=" in o[2])
+        key = question.split('data-confirm="', 1)[1].split('"', 1)[0]
+        click(client, comm_id, event="confirm", id=key, ok=True)
         reply, outputs = collect(client, msg_id, timeout=20)
     assert reply["status"] == "ok"
     static = next(m for m in outputs if m["msg_type"] == "update_display_data")["content"]["data"]
