@@ -7,7 +7,7 @@ touched) and their own rate limiter, and get a block of rows whenever a block's 
 share of ``concurrency`` is free, so rows are taken and gated when the local engine would take
 them and a slow row never holds its block's other slots. A worker runs each block with the local
 row runner (``run_rows``) and streams each row's start, per-turn usage and result back as they
-happen; Stop and the interrupt ``ray.cancel`` the calls in flight. docs/batch.md#ray
+happen; Stop and the interrupt ``ray.cancel`` the calls in flight. docs/batch.md#ray-backend
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ __all__ = ["NotPicklableError", "RayExecutor", "RayOptions", "check_picklable", 
 
 #: seconds the workers get to report what finished once their calls are cancelled
 CANCEL_GRACE = 3.0
+#: seconds a worker waits after an event for more to send with it (each send costs ~ms of CPU)
+COALESCE = 0.01
+#: seconds a worker's free slots wait for a block's worth before fewer rows are sent
+LINGER = 0.02
 #: times Ray restarts a worker whose process died (a crashing tool) within one batch
 MAX_RESTARTS = 3
 _LOAD_HINT = (
@@ -46,13 +50,18 @@ def _ray() -> Any:
     return importlib.import_module("ray")
 
 
+def _unavailable(ray: Any) -> Any:  # a restarting actor; Ray before 2.2x has no class for it
+    return getattr(ray.exceptions, "ActorUnavailableError", ray.exceptions.RayActorError)
+
+
 @dataclasses.dataclass(frozen=True)
 class RayOptions:
     """How a Ray batch is spread.
 
     - ``workers``: Ray actors (default: one per CPU of the cluster); together they keep at most
       ``concurrency`` rows in flight, an equal share each, and share the rate limits the same way.
-    - ``block_size``: rows per call to a worker (default a quarter of its share, at least 1).
+    - ``block_size``: rows per call to a worker (default half its share, at least 1); fewer go
+      when its free slots have waited ``LINGER`` seconds for a block's worth.
     - ``num_cpus``: CPUs each worker reserves in Ray.
     - ``init``: ``ray.init`` arguments when Ray is not initialised yet: with an ``address`` (or
       ``RAY_ADDRESS``) it connects, else a local Ray is started and shut down after the batch.
@@ -285,6 +294,7 @@ class _Worker:
         try:
             while not (task.done() and not events):
                 await wake.wait()
+                await asyncio.sleep(COALESCE)  # what else happens meanwhile goes along
                 wake.clear()
                 if events:
                     batch, events[:] = events[:], []
@@ -311,6 +321,19 @@ class _Slot:
     free: int
     alive: bool = False  # up and taking rows
     watch: asyncio.Task[None] | None = None  # waiting for it to be up (starting, restarting)
+    since: float = 0.0  # when its free slots last changed
+
+    def release(self, rows: int) -> None:
+        if rows and not self.free:
+            self.since = time.monotonic()
+        self.free += rows
+
+    def wants(self, block_size: int, now: float) -> int:
+        """Rows to send it now: a block once that many slots are free, fewer after LINGER."""
+        full = self.free >= min(block_size, self.capacity)
+        return (
+            min(block_size, self.free) if self.alive and (full or now - self.since >= LINGER) else 0
+        )
 
 
 class RayExecutor:
@@ -364,10 +387,10 @@ class RayExecutor:
             workers = max(1, int(cpus // options.num_cpus)) if options.num_cpus > 0 else 1
         workers = min(workers, concurrency)
         shares = [concurrency // workers + (i < concurrency % workers) for i in range(workers)]
-        self.block_size = options.block_size or max(1, shares[-1] // 4)
-        payload = ray.put(self.payload)  # once for all the workers
+        self.block_size = options.block_size or max(1, shares[-1] // 2)
+        # the bytes themselves (not a ray.put reference), so that a restarted worker has them
         worker = _worker_class().options(num_cpus=options.num_cpus, max_restarts=MAX_RESTARTS)
-        self.slots = [_Slot(worker.remote(payload, n / concurrency), n, n) for n in shares]
+        self.slots = [_Slot(worker.remote(self.payload, n / concurrency), n, n) for n in shares]
         for slot in self.slots:
             slot.watch = asyncio.ensure_future(self._wait_up(slot))
 
@@ -381,7 +404,7 @@ class RayExecutor:
                 try:
                     ref = slot.actor.ready.remote()
                     _pid, error = await asyncio.wait_for(ref, deadline - time.monotonic())
-                except ray.exceptions.ActorUnavailableError:  # restarting
+                except _unavailable(ray):  # restarting
                     await asyncio.sleep(0.2)
                     continue
                 slot.alive, self._load_error = error is None, self._load_error or error
@@ -422,7 +445,9 @@ class RayExecutor:
                     )
                 return
             self._wake.clear()
-            await self._wake.wait()
+            lingering = any(slot.free and slot.alive for slot in self.slots) and more
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), LINGER if lingering else None)
             for call in [call for call in self._calls if call.done()]:
                 del self._calls[call]
                 call.result()  # a bug of the consumer's own surfaces here
@@ -430,13 +455,11 @@ class RayExecutor:
     def _dispatch(self, rows: Iterator[tuple[int, Any]]) -> bool:
         """Fill the workers' free slots, a block at a time; False once ``rows`` is over."""
         while True:
-            alive = [slot for slot in self.slots if slot.alive]
-            if not alive:
+            now = time.monotonic()
+            slot = max(self.slots, key=lambda s: s.wants(self.block_size, now))
+            want = slot.wants(self.block_size, now)
+            if not want:
                 return True
-            slot = max(alive, key=lambda s: s.free)
-            want = min(self.block_size, slot.free)
-            if want < min(self.block_size, slot.capacity):
-                return True  # until a block's worth of slots is free
             block: dict[int, Any] = {}
             for index, row in rows:  # the engine's cache, budget and max_failures gate each row
                 block[index] = row
@@ -462,7 +485,7 @@ class RayExecutor:
             if not block:
                 return
             stream = method.remote(list(block.items()))
-        slot.free -= len(block)
+        slot.free, slot.since = slot.free - len(block), time.monotonic()
         self._calls[asyncio.ensure_future(self._consume(slot, block, stream))] = stream
 
     async def _consume(self, slot: _Slot, block: dict[int, Any], stream: Any) -> None:
@@ -473,7 +496,7 @@ class RayExecutor:
                     if event[0] == "row":
                         row = event[1]
                         row.input = pending.pop(row.index, None)
-                        slot.free += 1
+                        slot.release(1)
                         self._on_row(row)
                     elif event[0] == "usage" and self._on_usage is not None:
                         self._on_usage(*event[1:])
@@ -489,8 +512,8 @@ class RayExecutor:
             error = f"Ray worker failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
         finally:
             self._wake.set()
+        slot.release(len(pending))
         for index, row in pending.items():
-            slot.free += 1
             self._on_row(BatchRow(index, row, error=error))
 
     async def _cancel_calls(self) -> None:
