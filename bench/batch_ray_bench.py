@@ -12,7 +12,8 @@ from /proc) of this process and, for Ray, of every process of the local Ray (GCS
 workers); rows/s and CPU per row are taken between 10 % and 90 % of the rows, so the workers'
 start (timed apart: "first row") is not in them.
 
-    python3 bench/batch_ray_bench.py [--rows 3000] [--concurrency 32] [--rounds 3]
+    python3 bench/batch_ray_bench.py [--rows 3000] [--paced-rows 1500] [--concurrency 32]
+        [--rounds 3] [--block-sizes default,1,16] [--scenarios instant,paced]
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def make_agent(url: str) -> Agent:
 
 async def run_local(agent: Agent, rows: list[str], concurrency: int, skip: set[int]) -> Any:
     sampler = Sampler(skip, tree=False)
-    result = await Engine(agent, rows, BatchOptions(concurrency=concurrency, progress=sampler)).run()
+    options = BatchOptions(concurrency=concurrency, progress=sampler)
+    result = await Engine(agent, rows, options).run()
     assert result.counts["done"] == len(rows), result
     return sampler.figures(len(rows))
 
@@ -158,7 +160,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--delay", type=float, default=0.1, help="paced reply delay, seconds")
+    parser.add_argument("--paced-rows", type=int, default=1500)
+    parser.add_argument("--delay", type=float, default=0.1,
+                        help="paced: seconds between the reply's events (6 events: ~0.5 s a row)")
     parser.add_argument("--block-sizes", default="default,1,16", help="Ray block sizes to run")
     parser.add_argument("--scenarios", default="instant,paced")
     args = parser.parse_args()
@@ -180,10 +184,11 @@ def main() -> None:
     }
     try:
         for name in args.scenarios.split(","):
-            server = spawn_server(replies[name])
+            server = spawn_server(replies[name], max_seconds=3600)
             skip = {server.pid}
             agent = make_agent(server.url)
-            rows = [f"row {i}" for i in range(args.rows)]
+            count = args.rows if name == "instant" else args.paced_rows
+            rows = [f"row {i}" for i in range(count)]
             runs: dict[str, list[dict[str, float]]] = {}
             for _ in range(args.rounds):  # interleaved
                 runs.setdefault("local", []).append(
@@ -194,13 +199,13 @@ def main() -> None:
                         asyncio.run(run_on_ray(agent, rows, args.concurrency, block, skip))
                     )
             server.stop()
-            report(name, args, runs)
+            report(name, len(rows), args, runs)
     finally:
         ray.shutdown()
 
 
-def report(name: str, args: Any, runs: dict[str, list[dict[str, float]]]) -> None:
-    print(f"\n{name}: {args.rows} rows, concurrency {args.concurrency}, medians of {args.rounds}")
+def report(name: str, rows: int, args: Any, runs: dict[str, list[dict[str, float]]]) -> None:
+    print(f"\n{name}: {rows} rows, concurrency {args.concurrency}, medians of {args.rounds}")
     print("| backend | rows/s | CPU per row | CPU cores busy | first row | whole batch |")
     print("|---|---|---|---|---|---|")
     for label, results in runs.items():

@@ -1,13 +1,9 @@
 """``backend="ray"``: the local engine's driver, with the rows run on Ray workers.
 
-The local :class:`~tinyagent.batch._engine.Engine` drives (lazy rows, cache, progress, budget,
-``max_failures``, Stop, interrupt, result) with :class:`RayExecutor` in place of ``run_rows``:
-``workers`` Ray actors hold the agent's configuration (pickled once, checked before Ray is
-touched) and their own rate limiter, and get a block of rows whenever a block's worth of their
-share of ``concurrency`` is free, so rows are taken and gated when the local engine would take
-them and a slow row never holds its block's other slots. A worker runs each block with the local
-row runner (``run_rows``) and streams each row's start, per-turn usage and result back as they
-happen; Stop and the interrupt ``ray.cancel`` the calls in flight. docs/batch.md#ray-backend
+The :class:`~tinyagent.batch._engine.Engine` drives as in local mode, with :class:`RayExecutor` in
+place of ``run_rows``: Ray actors hold the agent (pickled once, checked before Ray is touched) and
+get blocks of rows as their share of ``concurrency`` frees up; each runs them with ``run_rows``
+and streams every row's start, per-turn usage and result back. docs/batch.md#ray-backend
 """
 
 from __future__ import annotations
@@ -56,23 +52,13 @@ def _unavailable(ray: Any) -> Any:  # a restarting actor; Ray before 2.2x has no
 
 @dataclasses.dataclass(frozen=True)
 class RayOptions:
-    """How a Ray batch is spread.
+    """How a Ray batch is spread (docs/batch.md#ray-backend)."""
 
-    - ``workers``: Ray actors (default: one per CPU of the cluster); together they keep at most
-      ``concurrency`` rows in flight, an equal share each, and share the rate limits the same way.
-    - ``block_size``: rows per call to a worker (default half its share, at least 1); fewer go
-      when its free slots have waited ``LINGER`` seconds for a block's worth.
-    - ``num_cpus``: CPUs each worker reserves in Ray.
-    - ``init``: ``ray.init`` arguments when Ray is not initialised yet: with an ``address`` (or
-      ``RAY_ADDRESS``) it connects, else a local Ray is started and shut down after the batch.
-    - ``start_timeout``: seconds for the workers to come up.
-    """
-
-    workers: int | None = None
-    block_size: int | None = None
-    num_cpus: float = 1.0
-    init: dict[str, Any] = dataclasses.field(default_factory=dict)
-    start_timeout: float = 120.0
+    workers: int | None = None  # Ray actors; default one per CPU of the cluster
+    block_size: int | None = None  # rows per call; default half a worker's share of concurrency
+    num_cpus: float = 1.0  # CPUs each worker reserves
+    init: dict[str, Any] = dataclasses.field(default_factory=dict)  # ray.init(...) if not yet
+    start_timeout: float = 120.0  # seconds for a worker to come up
 
     def __post_init__(self) -> None:
         for name in ("workers", "block_size"):
@@ -102,18 +88,23 @@ class NotPicklableError(TypeError):
 
 
 def check_picklable(config: AgentConfig, settings: RowSettings) -> bytes:
-    """The pickled ``(config, settings)`` the workers get; raises :class:`NotPicklableError`
-    naming the first part that does not pickle and the object inside it that is why."""
-    dumps = importlib.import_module("ray.cloudpickle").dumps
+    """The pickled ``(config, settings)``, or :class:`NotPicklableError` naming what is not."""
+    cloudpickle = importlib.import_module("ray.cloudpickle")
     try:
-        return dumps((config, settings))  # type: ignore[no-any-return]
+        return cloudpickle.dumps((config, settings))  # type: ignore[no-any-return]
     except Exception as whole:
         for label, part in [*_parts(config, settings), ("the batch settings", settings)]:
-            try:
-                dumps(part)
-            except Exception as exc:
-                raise NotPicklableError(_explain(label, part, exc)) from exc
+            if (error := _pickle_error(part)) is not None:
+                raise NotPicklableError(_explain(label, part, error)) from error
         raise NotPicklableError(f"backend='ray' could not pickle the agent: {whole}") from whole
+
+
+def _pickle_error(value: Any) -> Exception | None:
+    try:
+        importlib.import_module("ray.cloudpickle").dumps(value)
+    except Exception as exc:
+        return exc
+    return None
 
 
 def _parts(config: AgentConfig, settings: RowSettings) -> Iterator[tuple[str, Any]]:
@@ -148,22 +139,16 @@ def _explain(label: str, part: Any, exc: Exception) -> str:
 
 
 def _culprit(obj: Any, error: Exception) -> tuple[list[tuple[str, Any]], Exception]:
-    """The chain of closure variables, globals, attributes or items from ``obj`` down to the
-    innermost object that does not pickle, and that object's own error."""
-    cloudpickle = importlib.import_module("ray.cloudpickle")
+    """The steps from ``obj`` down to the innermost object that does not pickle, its error."""
     path: list[tuple[str, Any]] = []
     seen = {id(obj)}
     while len(path) < 8 and not _is_shell(obj):
         for step, child in _children(obj):
-            if id(child) in seen:
-                continue
-            seen.add(id(child))
-            try:
-                cloudpickle.dumps(child)
-            except Exception as exc:
+            if id(child) not in seen and (exc := _pickle_error(child)) is not None:
                 path.append((step, child))
                 obj, error = child, exc
                 break
+            seen.add(id(child))
         else:
             break
     return path, error
@@ -227,8 +212,7 @@ def _describe(value: Any) -> str:
 
 
 def _init_ray(options: RayOptions) -> None:
-    """Connect to ``init["address"]`` / ``RAY_ADDRESS``, or start a local Ray (twice if need be:
-    on a loaded machine Ray's own start can time out)."""
+    """Connect to ``init["address"]``/``RAY_ADDRESS``, or start a local Ray (tried twice)."""
     ray, kwargs = _ray(), dict(options.init)
     address = kwargs.get("address") or os.environ.get("RAY_ADDRESS")
     if not address:
@@ -242,9 +226,6 @@ def _init_ray(options: RayOptions) -> None:
             if address or attempt == 2 or "timed out during startup" not in str(exc):
                 raise
             ray.shutdown()
-
-
-# -- the worker ---------------------------------------------------------------------------------
 
 
 class _Worker:
@@ -279,13 +260,10 @@ class _Worker:
             events.append(event)
             wake.set()
 
-        def on_row(row: BatchRow) -> None:
-            row.input = None
-            push(("row", row))
-
         settings = dataclasses.replace(self.settings, concurrency=max(1, len(rows)))
         task = asyncio.ensure_future(run_rows(
-            self.config, rows, settings, on_row,
+            self.config, rows, settings,
+            lambda row: push(("row", dataclasses.replace(row, input=None))),
             on_start=lambda index, row: push(("start", index)),
             on_usage=lambda index, tokens, cost: push(("usage", index, tokens, cost)),
             limiter=self.limiter,
@@ -311,9 +289,6 @@ def _worker_class() -> Any:
     return _ray().remote(_Worker)
 
 
-# -- the driver side ----------------------------------------------------------------------------
-
-
 @dataclasses.dataclass
 class _Slot:
     actor: Any
@@ -337,9 +312,8 @@ class _Slot:
 
 
 class RayExecutor:
-    """The engine's executor for ``backend="ray"`` (``run_rows``' signature). ``payload`` is the
-    pickled ``(config, settings)``; ``close()`` kills the workers and shuts down the Ray it
-    started."""
+    """The engine's executor for ``backend="ray"`` (``run_rows``' signature); ``close()`` kills
+    its workers and shuts down the Ray it started."""
 
     def __init__(self, options: RayOptions | None = None) -> None:
         self.options = options or RayOptions()
@@ -395,8 +369,7 @@ class RayExecutor:
             slot.watch = asyncio.ensure_future(self._wait_up(slot))
 
     async def _wait_up(self, slot: _Slot) -> None:
-        """Until the worker answers (it may be starting, or restarting after a crash), for at
-        most ``start_timeout``; a worker that never does stays out of the batch."""
+        """Until the worker answers (starting, or restarting after a crash), ``start_timeout``."""
         ray = _ray()
         deadline = time.monotonic() + self.options.start_timeout
         try:
@@ -437,13 +410,13 @@ class RayExecutor:
                 raise RuntimeError(f"{error}; {_LOAD_HINT}")
             if more:
                 more = self._dispatch(rows)
-            if not self._calls and not (more and any(s.watch for s in self.slots)):
-                if more:
-                    raise RuntimeError(
-                        f"no Ray worker of this batch is up: none answered within "
-                        f"{self.options.start_timeout:g} s, or they died (see Ray's logs)"
-                    )
+            if not self._calls and not more:
                 return
+            if not self._calls and not any(s.alive or s.watch for s in self.slots):
+                raise RuntimeError(
+                    f"no Ray worker of this batch is up: none answered within "
+                    f"{self.options.start_timeout:g} s, or they died (see Ray's logs)"
+                )
             self._wake.clear()
             lingering = any(slot.free and slot.alive for slot in self.slots) and more
             with contextlib.suppress(TimeoutError):
@@ -475,13 +448,12 @@ class RayExecutor:
         try:
             stream = method.remote(list(block.items()))
         except Exception:  # a row that does not pickle fails alone; the others go
-            dumps = importlib.import_module("ray.cloudpickle").dumps
             for index, row in list(block.items()):
-                try:
-                    dumps(row)
-                except Exception as exc:
+                if (error := _pickle_error(row)) is not None:
                     del block[index]
-                    self._on_row(BatchRow(index, row, error=f"row does not pickle for Ray: {exc}"))
+                    self._on_row(
+                        BatchRow(index, row, error=f"row does not pickle for Ray: {error}")
+                    )
             if not block:
                 return
             stream = method.remote(list(block.items()))
@@ -517,8 +489,7 @@ class RayExecutor:
             self._on_row(BatchRow(index, row, error=error))
 
     async def _cancel_calls(self) -> None:
-        """``ray.cancel`` every call in flight; the workers get ``CANCEL_GRACE`` seconds to
-        report the rows that finished anyway."""
+        """``ray.cancel`` the calls in flight; what finishes within ``CANCEL_GRACE`` counts."""
         self._cancelling = True
         ray = _ray()
         for stream in self._calls.values():
