@@ -55,7 +55,7 @@ class RayOptions:
     """How a Ray batch is spread (docs/batch.md#ray-backend)."""
 
     workers: int | None = None  # Ray actors; default one per CPU of the cluster
-    block_size: int | None = None  # rows per call; default half a worker's share of concurrency
+    block_size: int | None = None  # rows per call at most; default a worker's whole share
     num_cpus: float = 1.0  # CPUs each worker reserves
     init: dict[str, Any] = dataclasses.field(default_factory=dict)  # ray.init(...) if not yet
     start_timeout: float = 120.0  # seconds for a worker to come up
@@ -361,7 +361,7 @@ class RayExecutor:
             workers = max(1, int(cpus // options.num_cpus)) if options.num_cpus > 0 else 1
         workers = min(workers, concurrency)
         shares = [concurrency // workers + (i < concurrency % workers) for i in range(workers)]
-        self.block_size = options.block_size or max(1, shares[-1] // 2)
+        self.block_size = options.block_size or shares[0]
         # the bytes themselves (not a ray.put reference), so that a restarted worker has them
         worker = _worker_class().options(num_cpus=options.num_cpus, max_restarts=MAX_RESTARTS)
         self.slots = [_Slot(worker.remote(self.payload, n / concurrency), n, n) for n in shares]
