@@ -12,6 +12,7 @@ import asyncio
 import os
 import random
 import re
+import signal
 import sys
 import threading
 import time
@@ -370,3 +371,15 @@ def test_a_row_that_does_not_pickle_fails_alone_on_one_worker(local_ray: Any):
         assert sorted(first_user(r.body) for r in server.requests) == ["a", "c"]
     assert result.outputs == ["echo a", None, "echo c"]
     assert "does not pickle" in str(result[1].error) and result[1].input is inputs[1]
+
+
+def test_without_ray_a_local_one_is_started_for_the_call_and_stopped():
+    """The module's last test: it stops the module's Ray to start from none, as a script does."""
+    ray.shutdown()
+    handler = signal.getsignal(signal.SIGTERM)
+    with ModelServer(Brain()) as server:
+        result = run_batch(make_agent(server.url), ["q1", "q2", "q3"], concurrency=2,
+                           backend="ray", progress=False)  # fmt: skip
+    assert result.outputs == ["echo q1", "echo q2", "echo q3"]
+    assert not ray.is_initialized()
+    assert signal.getsignal(signal.SIGTERM) is handler

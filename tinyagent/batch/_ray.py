@@ -15,6 +15,8 @@ import functools
 import importlib
 import io
 import os
+import signal
+import threading
 import time
 import types
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -212,18 +214,18 @@ def _describe(value: Any) -> str:
 
 
 def _init_ray(options: RayOptions) -> None:
-    """Connect to ``init["address"]``/``RAY_ADDRESS``, or start a local Ray (tried twice)."""
+    """Connect to ``init["address"]``/``RAY_ADDRESS``, or start a local Ray (up to 3 tries)."""
     ray, kwargs = _ray(), dict(options.init)
     address = kwargs.get("address") or os.environ.get("RAY_ADDRESS")
     if not address:
         kwargs.setdefault("include_dashboard", False)
         kwargs.setdefault("num_cpus", options.workers or os.cpu_count() or 1)
-    for attempt in (1, 2):
+    for attempt in (1, 2, 3):
         try:
             ray.init(**kwargs)
             return
         except Exception as exc:
-            if address or attempt == 2 or "timed out during startup" not in str(exc):
+            if address or attempt == 3 or "timed out during startup" not in str(exc):
                 raise
             ray.shutdown()
 
@@ -319,6 +321,7 @@ class RayExecutor:
         self.options = options or RayOptions()
         self.payload: bytes | None = None
         self.started_ray = False
+        self._sigterm: Any = None
         self.slots: list[_Slot] = []
         self.block_size = 1
         self._calls: dict[asyncio.Task[None], Any] = {}  # consumer → its Ray stream
@@ -353,6 +356,7 @@ class RayExecutor:
     def _start(self, concurrency: int) -> None:
         ray, options = _ray(), self.options
         if not ray.is_initialized():
+            self._sigterm = signal.getsignal(signal.SIGTERM)  # ray.init sets its own
             _init_ray(options)
             self.started_ray = True
         workers = options.workers
@@ -400,6 +404,11 @@ class RayExecutor:
                     ray.kill(slot.actor, no_restart=True)
             if self.started_ray:
                 ray.shutdown()
+                if (
+                    self._sigterm is not None
+                    and threading.current_thread() is threading.main_thread()
+                ):
+                    signal.signal(signal.SIGTERM, self._sigterm)
         self.slots = []
 
     async def _drive(self, rows: Iterator[tuple[int, Any]]) -> None:
