@@ -24,19 +24,16 @@ ray = pytest.importorskip(
     "ray", reason="the Ray backend tests need Ray: pip install -e '.[dev,ray]'"
 )
 
+from support import batch_support  # noqa: E402
+
 from tinyagent import (  # noqa: E402
     Agent,
-    AgentOptions,
     AgentTool,
     AgentToolResult,
     BatchResult,
     TextContent,
     arun_batch,
     run_batch,
-)
-from tinyagent.alchemy_provider import (  # noqa: E402
-    OpenAICompatModel,
-    stream_alchemy_openai_completions,
 )
 from tinyagent.batch._engine import BatchOptions  # noqa: E402
 from tinyagent.batch._progress import ProgressCounts  # noqa: E402
@@ -66,8 +63,7 @@ def local_ray() -> Any:
 
 
 def make_agent(url: str, tools: list[AgentTool] | None = None) -> Agent:
-    agent = Agent(AgentOptions(stream_fn=stream_alchemy_openai_completions))
-    agent.set_model(OpenAICompatModel(provider="openai", id="ray-test", base_url=url))
+    agent = batch_support.make_agent(url)
     if tools:
         agent.set_tools(tools)
     return agent

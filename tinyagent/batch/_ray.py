@@ -48,10 +48,6 @@ def _ray() -> Any:
     return importlib.import_module("ray")
 
 
-def _unavailable(ray: Any) -> Any:  # a restarting actor; Ray before 2.2x has no class for it
-    return getattr(ray.exceptions, "ActorUnavailableError", ray.exceptions.RayActorError)
-
-
 @dataclasses.dataclass(frozen=True)
 class RayOptions:
     """How a Ray batch is spread (docs/batch.md#ray-backend)."""
@@ -374,14 +370,15 @@ class RayExecutor:
 
     async def _wait_up(self, slot: _Slot) -> None:
         """Until the worker answers (starting, or restarting after a crash), ``start_timeout``."""
-        ray = _ray()
+        ray = _ray()  # a restarting actor is "unavailable" (Ray before 2.2x: an actor error)
+        restarting = getattr(ray.exceptions, "ActorUnavailableError", ray.exceptions.RayActorError)
         deadline = time.monotonic() + self.options.start_timeout
         try:
             while time.monotonic() < deadline:
                 try:
                     ref = slot.actor.ready.remote()
                     _pid, error = await asyncio.wait_for(ref, deadline - time.monotonic())
-                except _unavailable(ray):  # restarting
+                except restarting:
                     await asyncio.sleep(0.2)
                     continue
                 slot.alive, self._load_error = error is None, self._load_error or error
