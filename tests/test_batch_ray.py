@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 ray = pytest.importorskip(
     "ray", reason="the Ray backend tests need Ray: pip install -e '.[dev,ray]'"
@@ -174,6 +175,24 @@ def test_ray_gives_the_local_backends_rows_in_input_order(local_ray: Any):
 def _pid(output: Any) -> str | None:
     found = re.search(r"pid (\d+)", str(output))
     return found.group(1) if found else None
+
+
+class Label(BaseModel):
+    label: str
+    score: float
+
+
+def labels(request: dict[str, Any]) -> Reply:
+    prompt = first_user(request).split("\n")[0]
+    return Reply(text=f'{{"label": "{prompt}", "score": 0.5}}', usage=Usage(10, 5))
+
+
+def test_output_type_instances_come_back_as_the_drivers_class(local_ray: Any):
+    with ModelServer(labels) as server:
+        result = run_batch(make_agent(server.url), ["good", "bad", "meh"], output_type=Label,
+                           backend="ray", progress=False)  # fmt: skip
+    assert all(type(row.output) is Label for row in result)  # this module's class, not a copy
+    assert [row.output.label for row in result] == ["good", "bad", "meh"]
 
 
 def test_what_does_not_pickle_is_named_before_anything_is_sent():
