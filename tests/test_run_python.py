@@ -127,3 +127,16 @@ def test_skip_run_and_always_are_the_persons_answers(shell):
     assert outcomes[0] == _approval.SKIPPED
     assert asked == ["made = 1", "made = 2"], "after Always it no longer asks"
     assert shell.user_ns["made"] == 3
+
+
+def test_output_reaches_the_card_while_the_code_runs(shell):
+    updates: list[str] = []
+    tool = {t.name: t for t in kernel_tools(shell, approve=False)}["run_python"]
+    code = "import time\nfor i in range(3):\n    print('line', i)\n    time.sleep(0.15)"
+    result = asyncio.run(
+        tool.execute("c1", {"code": code}, asyncio.Event(), lambda r: updates.append(text_of(r)))
+    )
+    assert text_of(result) == "line 0\nline 1\nline 2"
+    final = text_of(result)
+    assert len(updates) >= 2, "shown while the code ran, not only at its end"
+    assert all(final.startswith(update) for update in updates), "each a growing prefix"

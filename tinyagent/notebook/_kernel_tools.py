@@ -24,7 +24,7 @@ import re
 import reprlib
 import time
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tinyagent._provider_routing import PROVIDER_KEY_ENV
@@ -266,11 +266,11 @@ def kernel_tools(
             always = choice == _approval.ALWAYS
         last = [0.0]
 
-        def live_output(text: str) -> None:
+        def live_output(text_so_far: Callable[[], str]) -> None:
             now = time.monotonic()
             if on_update is not None and now - last[0] >= _OUTPUT_INTERVAL:
                 last[0] = now
-                on_update(_text(bounded(text, limit)))
+                on_update(_text(bounded(text_so_far(), limit)))
 
         outcome = await run_code(shell, code, live_output)
         if outcome.interrupted:

@@ -50,7 +50,9 @@ class CodeOutcome:
 class _Writer(io.TextIOBase):
     """stdout/stderr during the code: kept in order, and reported as it grows."""
 
-    def __init__(self, chunks: list[str], on_write: Callable[[str], None] | None) -> None:
+    def __init__(
+        self, chunks: list[str], on_write: Callable[[Callable[[], str]], None] | None
+    ) -> None:
         self._chunks = chunks
         self._on_write = on_write
 
@@ -60,7 +62,9 @@ class _Writer(io.TextIOBase):
     def write(self, text: str) -> int:
         self._chunks.append(text)
         if self._on_write is not None:
-            self._on_write("".join(self._chunks))
+            # the text so far, joined only if the listener wants it now (it throttles): a loop of
+            # prints must not cost a join of everything printed per print
+            self._on_write(lambda: "".join(self._chunks))
         return len(text)
 
 
@@ -170,7 +174,7 @@ async def _evaluate(code: Any, namespace: dict[str, Any]) -> Any:
 
 
 async def run_code(
-    shell: Any, code: str, on_output: Callable[[str], None] | None = None
+    shell: Any, code: str, on_output: Callable[[Callable[[], str]], None] | None = None
 ) -> CodeOutcome:
     """Run ``code`` in ``shell.user_ns`` like a cell; never raises for the code's own errors."""
     outcome = CodeOutcome()
