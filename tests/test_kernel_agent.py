@@ -5,6 +5,7 @@ test reads exactly what the model was sent."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,6 +176,9 @@ def test_agent_fix_sends_the_last_exception_with_its_cell_and_variables(kernel: 
     prompt = request.body["messages"][-1]["content"]
     prompt = prompt if isinstance(prompt, str) else prompt[0]["text"]
     assert "ZeroDivisionError: division by zero" in prompt
+    # the cell as IPython names it, not the kernel's pid-named temp file
+    assert re.search(r'File "Cell In\[\d+\]", line 3, in <module>', prompt), prompt
+    assert "ipykernel_" not in prompt
     assert "```python\ntotal = 10\ncount = 0\nmean = total / count\n```" in prompt
     assert "total: int\n10" in prompt and "count: int\n0" in prompt
     assert "Divide by a non-zero count." in plain(outputs)

@@ -41,13 +41,33 @@ def last_exception() -> BaseException | None:
     return value if isinstance(value, BaseException) else None
 
 
+def _cell_names(shell: Any) -> dict[str, Any]:
+    """IPython's map from the file name it gave a cell's code to that cell's execution count."""
+    names = getattr(getattr(shell, "compile", None), "_filename_map", None)
+    return names if isinstance(names, dict) else {}
+
+
 def _is_cell(shell: Any, filename: str) -> bool:
     """A file name IPython gave a cell's code (not a library's file)."""
-    compiler = getattr(shell, "compile", None)
-    names = getattr(compiler, "_filename_map", None)
-    if isinstance(names, dict) and filename in names:
-        return True
-    return filename.startswith("<ipython-input-")
+    return filename in _cell_names(shell) or filename.startswith("<ipython-input-")
+
+
+def _named_as_cells(shell: Any, frames: traceback.StackSummary) -> traceback.StackSummary:
+    """Cell frames named ``Cell In[N]`` as IPython shows them, not by the kernel's temp file.
+
+    The temp file's name holds the kernel's pid: it tells the model nothing and would make the
+    same failure give a different prompt in every kernel.
+    """
+    names = _cell_names(shell)
+    renamed = []
+    for frame in frames:
+        count = names.get(frame.filename)
+        if count is not None:
+            frame = traceback.FrameSummary(
+                f"Cell In[{count}]", frame.lineno, frame.name, line=frame.line
+            )
+        renamed.append(frame)
+    return traceback.StackSummary.from_list(renamed)
 
 
 def fix_prompt(shell: Any, exc: BaseException, *, kernel: bool = False) -> str:
@@ -56,7 +76,7 @@ def fix_prompt(shell: Any, exc: BaseException, *, kernel: bool = False) -> str:
     first = next((i for i, f in enumerate(frames) if _is_cell(shell, f.filename)), None)
     if first is not None:
         frames = traceback.StackSummary.from_list(frames[first:])
-    shown = traceback.StackSummary.from_list(frames[-_FRAMES:])
+    shown = _named_as_cells(shell, traceback.StackSummary.from_list(frames[-_FRAMES:]))
     text = "".join(["Traceback (most recent call last):\n", *shown.format()]) if shown else ""
     text += "".join(traceback.format_exception_only(type(exc), exc))
     parts = [INSTRUCTION + (" " + TRY_IT if kernel else ""), "Traceback:\n" + text.rstrip()]
