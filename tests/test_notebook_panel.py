@@ -92,7 +92,7 @@ def test_steering_left_after_stop_is_shown_and_cleared_from_the_agent(
         click(panel, event="stop")
         await panel.wait()
         assert agent.state.messages[-1].stop_reason == "aborted"
-        assert "stopped" in transcript(panel)
+        assert "Stopped. The answer so far is kept" in transcript(panel)
         assert panel.queued == ["never delivered"]
         assert panel.view.state["queued"] == ["never delivered"]
         panel.send("next")

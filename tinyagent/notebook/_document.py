@@ -19,6 +19,7 @@ from typing import Any
 
 from ._approval import SKIPPED
 from ._items import (
+    STOPPED_BANNER,
     Item,
     NoteItem,
     Op,
@@ -29,6 +30,7 @@ from ._items import (
     result_images,
     result_text,
     usage_line,
+    user_parts,
 )
 
 __all__ = [
@@ -41,6 +43,9 @@ __all__ = [
     "message_text",
     "result_text",
 ]
+
+
+WAITING = "waiting for the model…"
 
 
 class RunDocument:
@@ -77,6 +82,9 @@ class RunDocument:
         self.last_assistant: Any = None
         self.stopped = False
         self.on_change: Callable[[], None] | None = None
+        # what the run is doing, in words, for the live status line ("" when it is not running)
+        self.activity = ""
+        self._running_tools: dict[str, str] = {}  # call id -> tool name, while it runs
 
     # -- building ----------------------------------------------------------------------------
 
@@ -156,9 +164,11 @@ class RunDocument:
 
     def _on_turn_start(self, event: Any) -> None:
         self._turn_started = self.clock()
+        self.activity = WAITING
 
     def _on_agent_start(self, event: Any) -> None:
         self._turn_started = self.clock()
+        self.activity = WAITING
 
     def _on_message_start(self, event: Any) -> None:
         if getattr(event.message, "role", None) == "assistant":
@@ -175,6 +185,7 @@ class RunDocument:
             delay = inner.delay or 0
             label = "rate-limited" if "429" in reason else reason
             self._set_status(f"{label}, retrying in {delay:g} s (attempt {inner.attempt or 1})")
+            self.activity = self._status.body if self._status is not None else WAITING
             return
         if kind in (
             "text_start",
@@ -185,6 +196,7 @@ class RunDocument:
             "thinking_end",
         ):
             self._clear_status()
+            self.activity = "thinking…" if kind.startswith("thinking") else "writing the answer…"
             item = self._block(ci, "thinking" if kind.startswith("thinking") else "text")
             assert isinstance(item, TextItem)
             if kind.endswith("_delta") and inner.delta:
@@ -210,6 +222,7 @@ class RunDocument:
                 if call.id and not card.call_id:
                     card.call_id = call.id
                     self._cards[call.id] = card
+            self.activity = f"writing a call to {card.name}…" if card.name else "writing a tool call…"
             if kind == "tool_call_delta" and inner.delta:
                 card.raw_args.append(inner.delta)
             elif kind == "tool_call_end" and call is not None:
@@ -224,17 +237,19 @@ class RunDocument:
         role = getattr(message, "role", None)
         if role == "user":
             self._users_seen += 1
-            text = message_text(message)
-            if self.transcript:
-                self.note("user", text)
-            elif self._users_seen > 1:  # injected mid-run: steering or a follow-up
-                self.note("user", "steer: " + text)
-            elif self.show_user:
-                self.note("user", text)
+            text, attached, images = user_parts(message)
+            if self._users_seen > 1 and not self.transcript:  # injected mid-run: steering
+                text = "steer: " + text
+            elif not (self.transcript or self.show_user):
+                return
+            note = self.note("user", text)
+            note.attached, note.images = attached, images
             return
         if role != "assistant":
             return
         self.last_assistant = message
+        calls = any(getattr(b, "type", None) == "tool_call" for b in message.content or [])
+        self.activity = "calling tools…" if calls else WAITING
         for ci, block in enumerate(message.content or []):
             kind = getattr(block, "type", None)
             if kind == "text" and (block.text or (self._msg_no, ci) in self._blocks):
@@ -267,7 +282,7 @@ class RunDocument:
                 if card.status in ("pending", "streaming", "running"):
                     card.status = "aborted"
                     self.mark_changed(card)
-            self.note("banner", "stopped")
+            self.note("banner", STOPPED_BANNER)
         elif reason == "error":
             self.note("banner", error_banner(message.error_message or "unknown error"))
 
@@ -279,7 +294,18 @@ class RunDocument:
             card.status = "running"
         if card.started is None:
             card.started = self.clock()
+        self._running_tools[event.tool_call_id] = card.name
+        self._tool_activity()
         self.mark_changed(card)
+
+    def _tool_activity(self) -> None:
+        names = list(dict.fromkeys(self._running_tools.values()))
+        if not names:
+            self.activity = WAITING
+        elif len(names) == 1:
+            self.activity = f"running {names[0]}…"
+        else:
+            self.activity = f"running {', '.join(names)}…"
 
     def _on_tool_execution_update(self, event: Any) -> None:
         card = self.card(event.tool_call_id, event.tool_name)
@@ -288,6 +314,8 @@ class RunDocument:
 
     def _on_tool_execution_end(self, event: Any) -> None:
         card = self.card(event.tool_call_id, event.tool_name)
+        self._running_tools.pop(event.tool_call_id, None)
+        self._tool_activity()
         card.result = result_text(event.result)
         card.images = result_images(event.result)
         if event.is_error:
@@ -306,6 +334,8 @@ class RunDocument:
     def tool_finished(self, call_id: str, ok: bool, duration: float) -> None:
         """From the wrapped ``execute``: this tool settled (its end event comes after the batch)."""
         card = self.card(call_id)
+        self._running_tools.pop(call_id, None)
+        self._tool_activity()
         card.duration = duration
         if card.status in ("running", "pending", "streaming"):
             card.status = "done" if ok else "error"
@@ -320,6 +350,7 @@ class RunDocument:
 
     def _on_agent_end(self, event: Any) -> None:
         self.ended = True
+        self.activity = ""
         self._clear_status()
 
     # -- output ------------------------------------------------------------------------------

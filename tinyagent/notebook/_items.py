@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from ._markdown import COPY_BUTTON, BlockSplitter, markdown_html, plain_html
@@ -57,6 +58,25 @@ def message_text(message: Any) -> str:
         for b in getattr(message, "content", None) or []
         if getattr(b, "type", None) == "text"
     )
+
+
+_ATTACHED_VARIABLE = re.compile(r"Variable (@\w+) \(from inspect_variable\):")
+
+
+def user_parts(message: Any) -> tuple[str, list[str], list[str]]:
+    """A user message as the transcript shows it: the typed text, a label per attached text block
+    (``@df`` for a variable's summary) and the attached images' ``data:`` URLs."""
+    texts = [
+        getattr(b, "text", "") or ""
+        for b in getattr(message, "content", None) or []
+        if getattr(b, "type", None) == "text"
+    ]
+    labels = []
+    for block in texts[1:]:
+        first = block.split("\n", 1)[0]
+        named = _ATTACHED_VARIABLE.match(first)
+        labels.append(named.group(1) if named else first[:60])
+    return (texts[0] if texts else ""), labels, result_images(message)
 
 
 def code_box(code: str) -> str:
@@ -110,6 +130,10 @@ class TextItem(Item):
         self.created = False
         self.closed = False
         self.tail_html = ""
+        # wall-clock start (the view ticks "Thinking… 3 s" from it) and the measured duration
+        self.started_at = time.time()
+        self.started = doc.clock()
+        self.duration: float | None = None
 
     @property
     def full_text(self) -> str:
@@ -132,6 +156,7 @@ class TextItem(Item):
                 self.doc.replace_text_item(self)
                 return
         self.closed = True
+        self.duration = self.doc.clock() - self.started
         self.doc.mark_changed(self)
 
     def _render(self, source: str) -> str:
@@ -141,15 +166,30 @@ class TextItem(Item):
             else markdown_html(source)
         )
 
+    def _summary(self, live: bool = True) -> str:
+        """Thinking's summary: a live "Thinking…" the view ticks while it streams, then its time."""
+        if live and not self.closed:
+            since = int(self.started_at * 1000)
+            return (
+                '<summary class="ta-thinking-live">Thinking… '
+                f'<span class="ta-elapsed" data-since="{since}"></span></summary>'
+            )
+        took = "" if self.duration is None else f' <span class="ta-time">{self.duration:.1f} s</span>'
+        return f"<summary>Thinking{took}</summary>"
+
     def live_ops(self) -> list[Op]:
         ops: list[Op] = []
-        if not self.created:
+        if self.thinking:
+            # the shell is re-put when the summary changes (live → done); the view keeps the
+            # parts in its slot and whether the reader opened it
+            shell = f'<details class="ta-thinking">{self._summary()}<div data-slot></div></details>'
+            if self._sent.get(self.id) != shell:
+                self._sent[self.id] = shell
+                ops.append([self.id, None, shell, False])
             self.created = True
-            if self.thinking:
-                shell = '<details class="ta-thinking"><summary>Thinking</summary><div data-slot></div></details>'
-            else:
-                shell = '<div class="ta-text" data-slot></div>'
-            ops.append([self.id, None, shell, False])
+        elif not self.created:
+            self.created = True
+            ops.append([self.id, None, '<div class="ta-text" data-slot></div>', False])
         pieces = self.splitter.finish() if self.closed else self.splitter.take_finished()
         for source, continuation in pieces:
             fragment = self._render(source)
@@ -168,7 +208,7 @@ class TextItem(Item):
     def html(self) -> str:
         body = self._render(self.full_text)
         if self.thinking:
-            return f'<details class="ta-thinking"><summary>Thinking</summary>{body}</details>'
+            return f'<details class="ta-thinking">{self._summary(live=False)}{body}</details>'
         return f'<div class="ta-text">{body}</div>'
 
     def markdown(self) -> str:
@@ -235,25 +275,33 @@ class ToolCard(Item):
             f'<span class="ta-badge ta-{self.status}">{_STATUS_LABEL.get(self.status, self.status)}</span>'
             f"{self._duration_html()}"
         )
+        code = self.name == "run_python" and isinstance((self.args or {}).get("code"), str)
         out = [
             (self.id, '<div class="ta-card" data-slot></div>'),
             (f"{self.id}.h", f'<div class="ta-card-head">{head}</div>'),
-            (f"{self.id}.a", f'<div class="ta-args">{self._args_html()}</div>'),
+            (
+                f"{self.id}.a",
+                '<details class="ta-args" open>'
+                f"<summary>{'Code' if code else 'Arguments'}</summary>{self._args_html()}</details>",
+            ),
         ]
         if self.partial and self.result is None:
             out.append(
                 (
                     f"{self.id}.p",
-                    f'<div class="ta-progress">{plain_html(self._clip(self.partial))}</div>',
+                    '<div class="ta-progress"><div class="ta-label">Output so far</div>'
+                    f"{plain_html(self._clip(self.partial))}</div>",
                 )
             )
         else:
             out.append((f"{self.id}.p", ""))
         if self.result is not None:
+            label = "Error" if self.status == "error" else "Result"
             out.append(
                 (
                     f"{self.id}.r",
-                    f'<div class="ta-result">{plain_html(self._clip(self.result))}</div>',
+                    f'<details class="ta-result" open><summary>{label}</summary>'
+                    f"{plain_html(self._clip(self.result))}</details>",
                 )
             )
         images = "".join(
@@ -327,12 +375,23 @@ class NoteItem(Item):
         self.body = text
         self.detail = detail  # variable text (timings) kept out of text/plain
         self.choices: tuple[str, ...] = ("run", "skip")  # a "confirm" note's buttons
+        self.attached: list[str] = []  # a user note's attachments: labels of text blocks
+        self.images: list[str] = []  # and its images (data: URLs)
 
     def html(self) -> str:
         if not self.body:
             return ""
         if self.kind == "user":
-            return f'<div class="ta-user">{markdown_html(self.body)}</div>'
+            chips = "".join(
+                f'<span class="ta-chip"><span class="ta-chip-label">{_esc(label)}</span></span>'
+                for label in self.attached
+            )
+            chips += "".join(
+                f'<span class="ta-chip"><img src="{url}" alt="attached image"></span>'
+                for url in self.images
+            )
+            extra = f'<div class="ta-attachments">{chips}</div>' if chips else ""
+            return f'<div class="ta-user">{markdown_html(self.body)}{extra}</div>'
         if self.kind == "confirm":  # body: tool name, detail: the card id the answer refers to
             key = _esc(self.detail)
             buttons = " ".join(
@@ -341,6 +400,8 @@ class NoteItem(Item):
                 for choice in self.choices
             )
             return f'<div class="ta-confirm">Run tool <b>{_esc(self.body)}</b>? {buttons}</div>'
+        if self.kind == "banner":
+            return banner_html(self.body)
         detail = f' <span class="ta-time">{_esc(self.detail)}</span>' if self.detail else ""
         return f'<div class="ta-{self.kind}">{_esc(self.body)}{detail}</div>'
 
@@ -358,7 +419,8 @@ class NoteItem(Item):
         if not self.body or self.kind == "confirm":
             return ""
         if self.kind == "user":
-            return f"> {self.body}"
+            attached = [*self.attached, *(["image"] * len(self.images))]
+            return f"> {self.body}" + "".join(f"\n> [attached: {a}]" for a in attached)
         return f"[{self.body}]"
 
 
@@ -402,6 +464,23 @@ def usage_line(usage: dict[str, Any] | None, stop_reason: str | None) -> str:
     if stop_reason:
         parts.append(stop_reason)
     return "tokens " + " · ".join(parts)
+
+
+STOPPED_BANNER = "stopped"
+_STOPPED_HTML = (
+    '<div class="ta-banner ta-banner-stopped" role="status"><b>Stopped.</b> The answer so far is '
+    "kept, and the conversation goes on from here.</div>"
+)
+
+
+def banner_html(body: str) -> str:
+    """A stopped run's banner, or a problem's: what went wrong in bold, then what to do."""
+    if body == STOPPED_BANNER:
+        return _STOPPED_HTML
+    label, _, rest = body.partition(": ")
+    if label == "Error" and rest:
+        return f'<div class="ta-banner ta-banner-error" role="alert"><b>Error:</b> {_esc(rest)}</div>'
+    return f'<div class="ta-banner ta-banner-error" role="alert">{_esc(body)}</div>'
 
 
 def error_banner(message: str) -> str:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ._document import NoteItem, RunDocument, ToolCard
+from ._document import WAITING, NoteItem, RunDocument, ToolCard
 from ._static import StaticOutput
 
 RENDER_MODES = ("final", "live", "text", "quiet")
@@ -181,12 +181,16 @@ class LiveRenderer(Renderer):
         self._display = display
         self._handle: Any = None
         self._confirms: dict[str, asyncio.Future[str]] = {}
+        self._activity = ""  # the status line the view shows
 
     def start(self) -> None:
         if self.view is None:
             from ._widget import AgentView
 
             self.view = AgentView(kind="run", running=True)
+        # the view ticks the elapsed time itself from the run's wall-clock start
+        self._activity = self.doc.activity or WAITING
+        self.view.update_state(status=self._activity, since=int(time.time() * 1000))
         self.view.on_event("confirm", self._confirm_clicked)
         if self.embedded:
             return
@@ -223,6 +227,10 @@ class LiveRenderer(Renderer):
         if ops and self.view is not None:
             self.view.send_ops(ops)
             self._last = self.clock() if now is None else now
+        activity = "" if self.finished else self.doc.activity
+        if activity != self._activity and self.view is not None:
+            self._activity = activity
+            self.view.update_state(status=activity)
 
     def finish(self) -> None:
         if self.finished:
@@ -232,6 +240,9 @@ class LiveRenderer(Renderer):
             self._timer = None
         self.flush()
         super().finish()
+        if self.view is not None and self._activity:
+            self._activity = ""
+            self.view.update_state(status="")
         for future in self._confirms.values():
             if not future.done():
                 future.set_result("skip")
@@ -253,6 +264,7 @@ class LiveRenderer(Renderer):
         self._confirms[key] = future
         ask = self.doc.note("confirm", card.name, key)
         ask.choices = choices
+        self.doc.activity = f"waiting for you: run {card.name}?"
         self.flush()
         try:
             return await future

@@ -53,7 +53,7 @@ class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
         # a view can tell a stale full sync (e.g. a request_state answered before the latest ops
         # reached it) from a newer one and never rebuild itself backwards.
         self._rev = 0
-        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self._handlers: dict[str, Callable[[dict[str, Any]], object]] = {}
         # a per-widget key for the view's part store (never shown in text/plain)
         super().__init__(state={"kind": kind, "key": uuid.uuid4().hex, **state})
         self._handlers["sync"] = self._resync
@@ -108,7 +108,7 @@ class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
 
     # -- view → kernel -----------------------------------------------------------------------
 
-    def on_event(self, name: str, handler: Callable[[dict[str, Any]], None]) -> None:
+    def on_event(self, name: str, handler: Callable[[dict[str, Any]], object]) -> None:
         self._handlers[name] = handler
 
     def _dispatch(self, _widget: Any, content: Any, _buffers: Any) -> None:
