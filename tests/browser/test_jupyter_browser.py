@@ -159,8 +159,12 @@ def test_chat_panel_send_and_stop_mid_stream(page: Any, jupyter_server: JupyterS
     panel.locator("textarea.ta-input").fill("Now stream slowly")
     panel.locator("textarea.ta-input").press("Enter")  # Enter sends, like the button
     transcript.get_by_text("word5", exact=False).wait_for(timeout=10_000)
-    assert send.inner_text() == "Queue"  # while running, the input steers
-    panel.locator("button.ta-stop").click()
+    # while running, the one button is Stop; typed text turns it into Queue (steering)
+    assert send.inner_text() == "Stop" and send.get_attribute("data-state") == "stop"
+    panel.locator("textarea.ta-input").fill("a steer")
+    assert send.inner_text() == "Queue"
+    panel.locator("textarea.ta-input").fill("")
+    send.click()
     page.wait_for_function(
         "document.querySelector('.tinyagent-panel button.ta-send').textContent === 'Send'",
         timeout=5_000,

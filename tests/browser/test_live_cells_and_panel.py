@@ -162,16 +162,16 @@ def test_streams_live_renders_safely_and_the_panel_stops(
         clicked = time.monotonic()
         page.locator(".tinyagent-run.ta-running .ta-stop").first.click()
         page.wait_for_function(
-            "() => [...document.querySelectorAll('.jp-OutputArea-output .tinyagent-run')].some(e => !e.querySelector('.ta-bar') && e.textContent.includes('stopped'))",
+            "() => [...document.querySelectorAll('.jp-OutputArea-output .tinyagent-run')].some(e => !e.querySelector('.ta-bar') && e.textContent.includes('Stopped'))",
             timeout=10000,
         )
         assert time.monotonic() - clicked < 3
         stopped = page.locator(
-            ".jp-OutputArea-output .tinyagent-run", has_text="stopped"
+            ".jp-OutputArea-output .tinyagent-run", has_text="Stopped"
         ).first.inner_text()
         assert "LAST WORD" not in stopped
 
-        # the panel: Enter sends; while running Send reads "Queue"; Stop stops mid-stream
+        # the panel: Enter sends; while running the Send button reads "Stop" and stops mid-stream
         panel = page.locator(".tinyagent-panel").first
         panel.wait_for(timeout=30000)
         box = panel.locator("textarea")
@@ -181,10 +181,10 @@ def test_streams_live_renders_safely_and_the_panel_stops(
             "() => document.querySelector('.tinyagent-panel .ta-transcript')?.textContent.includes('More words')",
             timeout=30000,
         )
-        assert panel.locator(".ta-send").inner_text() == "Queue"
-        panel.locator(".ta-stop").click()
+        assert panel.locator(".ta-send").inner_text() == "Stop"
+        panel.locator(".ta-send").click()
         page.wait_for_function(
-            "() => document.querySelector('.tinyagent-panel .ta-transcript')?.textContent.includes('stopped')",
+            "() => document.querySelector('.tinyagent-panel .ta-transcript')?.textContent.includes('Stopped')",
             timeout=10000,
         )
         transcript = panel.locator(".ta-transcript").inner_text()

@@ -1,9 +1,14 @@
-// tinyagent notebook view: one anywidget for a run's output and for the chat panel.
-// Hand-written ESM (no build step). The kernel renders and sanitizes all model content; this
-// file only places HTML parts by id and forwards button clicks.
+// tinyagent notebook view, part 3 of 3: one anywidget for a run's output and for the chat panel.
+// Hand-written ESM (no build step; _widget.py joins _widget_copy.js, _widget_composer.js and this
+// file). The kernel renders and sanitizes all model content; this file places HTML parts by id,
+// ticks elapsed times, follows the stream and forwards clicks.
 //
 // Protocol
-//   state trait: {kind: "run"|"panel", running, status, usage, models, model, queued, doc?, rev?}
+//   state trait: {kind: "run"|"panel", running, status, since, usage, models, model, queued,
+//     notice, can_retry, attachables, edit, doc?, rev?}
+//     status: what the run is doing ("thinking…"), since: the run's start (epoch ms; the view
+//     ticks the elapsed time from it). Elements with data-since (a streaming thinking summary)
+//     tick the same way.
 //     `doc` ([[id, parent, html, isTail], ...]) is present only in a full state sync (open,
 //     request_state), so re-opened views show everything. `rev` is the document's revision: a
 //     full sync older than the ops a store has already applied is ignored (never rebuild backwards).
@@ -12,12 +17,11 @@
 //     part's HTML is replaced only if it changed, and its child parts stay in its slot; a part put
 //     with HTML that has no slot, e.g. "" for a removed item, holds none). Puts are idempotent.
 //     A part whose parent the view does not know makes it ask for a "sync".
-//   custom message view -> kernel: {event: "stop"|"send"|"clear"|"model"|"confirm"|"resend", ...}
+//   custom message view -> kernel: {event: "stop"|"send"|"clear"|"model"|"confirm"|"resend"|
+//     "retry"|"edit"|"attachables", ...}; send: {text, attachments, replace_last}
 //     confirm: {event: "confirm", id, ok, choice} from a button[data-confirm]; choice is its
 //     data-choice ("run", "skip", "always", ...), else "run"/"skip" from data-ok (ok is kept for
 //     older kernels).
-//   Copy buttons (div.ta-code > button.ta-copy + pre, in model text and tool cards) are handled
-//   here, without the kernel: the click copies the box's code to the clipboard.
 
 // anywidget hands initialize() and render() different proxies of one model, so stores are keyed
 // by the widget's own key (state.key). A new store asks the kernel for every part once ("sync"):
@@ -74,113 +78,17 @@ function el(tag, cls, text) {
   return node;
 }
 
-// -- Copy buttons ------------------------------------------------------------------------------
+const TICK_MS = 500;
+const FOLLOW_SLACK_PX = 24; // this close to the bottom counts as "at the bottom"
 
-const COPIED_MS = 1500;
-
-// The element that holds a part's own HTML: a piece's wrapper div, else the part itself.
-function partContent(part) {
-  const first = part.firstElementChild;
-  return first && first.classList.contains("ta-piece") && !first.nextElementSibling ? first : part;
+function elapsedText(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
-// The code box next to `box` in the neighbouring part (dir -1: before, +1: after), when `box`
-// is the first (last) element of its part and that part's last (first) element is a code box.
-function adjacentBox(box, dir) {
-  const part = box.closest(".ta-part");
-  if (!part) return null;
-  const own = partContent(part);
-  if (box.parentElement !== own) return null;
-  if ((dir < 0 ? own.firstElementChild : own.lastElementChild) !== box) return null;
-  const other = dir < 0 ? part.previousElementSibling : part.nextElementSibling;
-  if (!other || !other.classList.contains("ta-part")) return null;
-  const theirs = partContent(other);
-  const next = dir < 0 ? theirs.lastElementChild : theirs.firstElementChild;
-  return next && next.classList.contains("ta-code") ? next : null;
-}
-
-function isContinued(box) {
-  return !!box.querySelector(":scope > pre[data-ta-continued]");
-}
-
-// The code of a box: its <pre>'s innerText. A long block streamed in pieces is several boxes,
-// the later ones marked data-ta-continued; their chunks are copied as one block.
-function codeOf(box) {
-  const boxes = [box];
-  for (let b = box; isContinued(b); ) {
-    b = adjacentBox(b, -1);
-    if (!b) break;
-    boxes.unshift(b);
-  }
-  for (let b = box; ; ) {
-    b = adjacentBox(b, 1);
-    if (!b || !isContinued(b)) break;
-    boxes.push(b);
-  }
-  return boxes
-    .map((b) => {
-      const pre = b.querySelector(":scope > pre");
-      const text = pre ? pre.innerText : "";
-      return text.endsWith("\n") || b === boxes[boxes.length - 1] ? text : text + "\n";
-    })
-    .join("");
-}
-
-// Without the Clipboard API (a non-secure context, e.g. a notebook served over plain http from
-// another host): select the text in a hidden textarea and let the browser copy it.
-function copyWithTextarea(text) {
-  const area = document.createElement("textarea");
-  area.value = text;
-  area.setAttribute("readonly", "");
-  area.style.cssText = "position:fixed;top:0;left:0;width:1px;height:1px;opacity:0";
-  document.body.appendChild(area);
-  area.select();
-  let ok = false;
-  try {
-    ok = document.execCommand("copy");
-  } catch (_err) {
-    ok = false;
-  }
-  area.remove();
-  return ok;
-}
-
-async function writeClipboard(text) {
-  if (navigator.clipboard && navigator.clipboard.writeText) {
-    try {
-      await navigator.clipboard.writeText(text);
-      return true;
-    } catch (_err) {
-      // denied or not focused: try the old way
-    }
-  }
-  return copyWithTextarea(text);
-}
-
-// "Copied" on the button until `until` (a Date.now() time), then "Copy" again.
-function showCopied(button, label, until) {
-  button.textContent = label;
-  button.classList.add("ta-copied");
-  button.dataset.copiedUntil = String(until);
-  setTimeout(() => {
-    if (Number(button.dataset.copiedUntil) > Date.now()) return; // clicked again since
-    button.textContent = "Copy";
-    button.classList.remove("ta-copied");
-    delete button.dataset.copiedUntil;
-  }, Math.max(0, until - Date.now()));
-}
-
-async function copyCode(button) {
-  const box = button.closest(".ta-code");
-  if (!box) return;
-  const ok = await writeClipboard(codeOf(box));
-  if (document.activeElement !== button && button.isConnected) button.focus({ preventScroll: true });
-  showCopied(button, ok ? "Copied" : "Copy failed", Date.now() + COPIED_MS);
-}
-
-// The Copy buttons in a part's own HTML (not in the child parts of its slot).
-function ownCopyButtons(node) {
-  return [...node.querySelectorAll("button.ta-copy")].filter((b) => b.closest(".ta-part") === node);
+// The <details> of a part's own HTML (not those of the child parts in its slot).
+function ownDetails(n) {
+  return [...n.querySelectorAll("details")].filter((d) => d.closest(".ta-part") === n);
 }
 
 class View {
@@ -203,50 +111,45 @@ class View {
     this.rebuild();
     this.controls();
     this.store.views.add(this);
+    this.timer = setInterval(() => this.tick(), TICK_MS);
   }
 
   buildRunBar() {
     this.status = el("span", "ta-live-status");
+    this.elapsed = el("span", "ta-elapsed");
     this.stop = el("button", "ta-stop", "Stop");
+    this.stop.type = "button";
+    this.stop.title = "Stop the run (the answer so far is kept)";
     this.stop.addEventListener("click", () => this.model.send({ event: "stop" }));
-    this.bar.append(this.status, this.stop);
+    this.bar.append(this.status, this.elapsed, this.stop);
   }
 
   buildPanel() {
     this.body.classList.add("ta-transcript");
-    this.queued = el("div", "ta-queued");
-    const input = el("textarea", "ta-input");
-    input.rows = 3;
-    input.placeholder = "Message the agent (Enter to send, Shift+Enter for a new line)";
-    input.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-        e.preventDefault();
-        e.stopPropagation();
-        this.submit();
-      }
+    this.body.setAttribute("role", "log");
+    this.follow = true; // the transcript follows the stream while the reader is at the bottom
+    this.jump = el("button", "ta-jump", "Jump to latest ↓");
+    this.jump.type = "button";
+    this.jump.hidden = true;
+    this.jump.addEventListener("click", () => {
+      this.follow = true;
+      this.scrollToEnd();
     });
-    this.input = input;
-    this.send = el("button", "ta-send", "Send");
-    this.send.addEventListener("click", () => this.submit());
-    this.stop = el("button", "ta-stop", "Stop");
-    this.stop.addEventListener("click", () => this.model.send({ event: "stop" }));
-    this.clear = el("button", "ta-clear", "Clear");
-    this.clear.addEventListener("click", () => this.model.send({ event: "clear" }));
-    this.select = el("select", "ta-model");
-    this.select.addEventListener("change", () =>
-      this.model.send({ event: "model", value: this.select.value }),
-    );
-    this.usage = el("span", "ta-usage");
-    const row = el("div", "ta-row");
-    row.append(this.send, this.stop, this.clear, this.select, this.usage);
-    this.bar.append(this.queued, input, row);
+    this.body.addEventListener("scroll", () => {
+      const b = this.body;
+      this.follow = b.scrollHeight - b.scrollTop - b.clientHeight <= FOLLOW_SLACK_PX;
+      this.jump.hidden = this.follow;
+    });
+    const wrap = el("div", "ta-transcript-wrap");
+    this.root.insertBefore(wrap, this.body);
+    wrap.append(this.body, this.jump);
+    this.composer = new Composer(this);
+    this.elapsed = this.composer.elapsed;
   }
 
-  submit() {
-    const text = this.input.value;
-    if (!text.trim()) return;
-    this.input.value = "";
-    this.model.send({ event: "send", text });
+  scrollToEnd() {
+    this.body.scrollTop = this.body.scrollHeight;
+    this.jump.hidden = true;
   }
 
   onBodyClick(e) {
@@ -257,43 +160,44 @@ class View {
       copyCode(copy);
       return;
     }
-    const button = target.closest("button[data-confirm]");
-    if (!button) return;
-    const ok = button.dataset.ok === "1";
-    const choice = button.dataset.choice || (ok ? "run" : "skip");
-    this.model.send({ event: "confirm", id: button.dataset.confirm, ok, choice });
+    // a <details> the reader opened or closed keeps that state when its part is re-put (the
+    // click comes before the toggle: record the state it toggles to)
+    const summary = target.closest("summary");
+    if (summary && summary.parentElement && summary.parentElement.tagName === "DETAILS") {
+      const details = summary.parentElement;
+      details.dataset.taOpen = details.open ? "0" : "1";
+      return;
+    }
+    const choice = target.closest("button[data-confirm]");
+    if (!choice) return;
+    const ok = choice.dataset.ok === "1";
+    const picked = choice.dataset.choice || (ok ? "run" : "skip");
+    this.model.send({ event: "confirm", id: choice.dataset.confirm, ok, choice: picked });
   }
 
   controls() {
     const state = this.model.get("state") || {};
     const running = !!state.running;
+    this.running = running;
+    this.since = state.since || 0;
     this.root.classList.toggle("ta-running", running);
-    if (this.status) this.status.textContent = state.status || "";
-    if (this.stop) this.stop.disabled = !running;
-    if (this.kind !== "panel") return;
-    this.send.textContent = running ? "Queue" : "Send";
-    this.usage.textContent = state.usage || "";
-    const models = state.models || [];
-    this.select.replaceChildren(
-      ...models.map((m) => {
-        const option = el("option", "", m);
-        option.value = m;
-        option.selected = m === state.model;
-        return option;
-      }),
-    );
-    this.select.style.display = models.length ? "" : "none";
-    const queued = state.queued || [];
-    this.queued.replaceChildren(
-      ...queued.map((text, index) => {
-        const row = el("div", "ta-queued-item");
-        row.append(el("span", "ta-queued-text", text));
-        const again = el("button", "ta-resend", "Send again");
-        again.addEventListener("click", () => this.model.send({ event: "resend", index }));
-        row.append(again);
-        return row;
-      }),
-    );
+    if (this.kind === "panel") this.composer.controls(state);
+    else {
+      this.status.textContent = state.status || "";
+      this.stop.disabled = !running;
+    }
+    this.tick();
+  }
+
+  // elapsed times: the run's (status line) and each streaming thinking summary's
+  tick() {
+    const now = Date.now();
+    if (this.elapsed) {
+      this.elapsed.textContent = this.running && this.since ? elapsedText(now - this.since) : "";
+    }
+    for (const span of this.body.querySelectorAll("[data-since]")) {
+      span.textContent = elapsedText(now - Number(span.dataset.since));
+    }
   }
 
   rebuild() {
@@ -338,7 +242,8 @@ class View {
       node.innerHTML = html;
     }
     this.html.set(id, html);
-    if (this.kind === "panel") this.body.scrollTop = this.body.scrollHeight;
+    if (node.querySelector("[data-since]")) this.tick();
+    if (this.kind === "panel" && this.follow) this.scrollToEnd();
   }
 
   // A known part changed: its own HTML is replaced and its child parts move, in order, into the
@@ -351,9 +256,15 @@ class View {
     const before = ownCopyButtons(node);
     const copied = before.map((b) => b.classList.contains("ta-copied") && b.dataset.copiedUntil);
     const focused = before.indexOf(document.activeElement);
+    const opened = ownDetails(node).map((d) => d.dataset.taOpen);
     node.innerHTML = html;
     const slot = slotOf(node);
     if (slot) slot.append(...kids);
+    ownDetails(node).forEach((d, i) => {
+      if (opened[i] === undefined) return;
+      d.open = opened[i] === "1";
+      d.dataset.taOpen = opened[i];
+    });
     if (!before.length) return;
     const after = ownCopyButtons(node);
     copied.forEach((until, i) => {
@@ -363,6 +274,7 @@ class View {
   }
 
   dispose() {
+    clearInterval(this.timer);
     this.store.views.delete(this);
   }
 }

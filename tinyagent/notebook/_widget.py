@@ -41,8 +41,15 @@ def _pygments_css() -> str:
 STYLE = (_HERE / "_widget.css").read_text(encoding="utf-8") + "\n" + _pygments_css()
 
 
+# one ES module from three files (no bundler): the Copy buttons, the panel's composer, the view
+ESM = "\n".join(
+    (_HERE / name).read_text(encoding="utf-8")
+    for name in ("_widget_copy.js", "_widget_composer.js", "_widget.js")
+)
+
+
 class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
-    _esm = _HERE / "_widget.js"
+    _esm = ESM
     _css = STYLE
     state = traitlets.Dict().tag(sync=True)
 
