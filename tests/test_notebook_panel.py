@@ -210,3 +210,189 @@ def test_a_kernel_panel_offers_the_kernel_tools_and_asks_before_code(
     assert "from_panel" not in shell.user_ns and stream.calls[1].messages[-1].is_error
     asyncio.run(go(True, "run"))
     assert shell.user_ns["from_panel"] == 1
+
+
+# -- Retry, Edit, attachments (on the loopback model server: the request is what a provider gets)
+
+
+def _png(side: int = 4) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (200, 30, 30)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _server_panel(replies: list[Any]) -> tuple[Any, ChatPanel]:
+    from support.batch_support import make_agent
+
+    from tinyagent.testing import ModelServer, ScriptedBrain
+
+    server = ModelServer(ScriptedBrain(replies)).start()
+    return server, ChatPanel(make_agent(server.url))
+
+
+def _user_content(request: Any) -> list[dict[str, Any]]:
+    content = request.body["messages"][-1]["content"]
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+
+def test_retry_sends_the_same_prompt_again_and_replaces_the_answer(
+    comms: list[RecordingComm],
+) -> None:
+    server, panel = _server_panel(["First answer.", "Second answer."])
+
+    async def go() -> None:
+        assert panel.retry() is None and "no message to answer again" in panel.view.state["notice"]
+        panel.send("Tell me a fact")
+        await panel.wait()
+        assert panel.view.state["can_retry"] is True
+        click(panel, event="retry")
+        await panel.wait()
+
+    try:
+        asyncio.run(go())
+        first, second = server.requests
+    finally:
+        server.stop()
+    assert _user_content(first) == _user_content(second)  # the same message, sent again
+    # the history holds one exchange, not two, and the transcript shows only the new answer
+    assert [m.role for m in panel.agent.state.messages] == ["user", "assistant"]
+    assert len(second.body["messages"]) == len(first.body["messages"])
+    shown = transcript(panel)
+    assert "Second answer." in shown and "First answer." not in shown
+    assert shown.count("Tell me a fact") == 1
+
+
+def test_edit_replaces_the_last_message_and_refuses_when_the_conversation_moved_on(
+    comms: list[RecordingComm],
+) -> None:
+    server, panel = _server_panel(["About cats.", "About dogs."])
+
+    async def go() -> None:
+        panel.send("Tell me about cats")
+        await panel.wait()
+        assert panel.edit_last() == "Tell me about cats"
+        assert panel.view.state["edit"]["text"] == "Tell me about cats"
+        click(panel, event="send", text="Tell me about dogs", replace_last=True)
+        await panel.wait()
+
+    try:
+        asyncio.run(go())
+        second = server.requests[-1]
+    finally:
+        server.stop()
+    assert _user_content(second)[0]["text"] == "Tell me about dogs"
+    assert all("cats" not in str(m) for m in second.body["messages"])
+    shown = transcript(panel)
+    assert "About dogs." in shown and "cats" not in shown
+    # something else added to the conversation since: Retry says so and changes nothing
+    from tinyagent.agent_types import TextContent, UserMessage
+
+    panel.agent.append_message(UserMessage(content=[TextContent(text="from a cell")]))
+    assert panel.retry() is None
+    assert "the conversation has moved on" in panel.view.state["notice"]
+    assert len(panel.agent.state.messages) == 3
+
+
+def test_a_pasted_image_reaches_the_model_as_an_image_part(comms: list[RecordingComm]) -> None:
+    server, panel = _server_panel(["A red square."])
+    data = _png()
+
+    async def go() -> None:
+        click(
+            panel,
+            event="send",
+            text="What is this?",
+            attachments=[{"type": "image", "mime": "image/png", "data": data, "name": "a.png"}],
+        )
+        await panel.wait()
+
+    try:
+        asyncio.run(go())
+        (request,) = server.requests
+    finally:
+        server.stop()
+    parts = _user_content(request)
+    assert parts[0] == {"type": "text", "text": "What is this?"}
+    assert parts[1]["type"] == "image_url"
+    assert parts[1]["image_url"]["url"] == f"data:image/png;base64,{data}"
+    # the transcript shows the image in the user's turn
+    assert f"data:image/png;base64,{data}" in "".join(op[2] for op in panel.view.document())
+
+
+def test_a_bad_attachment_is_refused_with_the_reason_and_nothing_is_sent(
+    comms: list[RecordingComm],
+) -> None:
+    server, panel = _server_panel(["never"])
+    try:
+        click(
+            panel,
+            event="send",
+            text="Read this",
+            attachments=[
+                {"type": "image", "mime": "application/pdf", "data": "AAAA", "name": "r.pdf"}
+            ],
+        )
+        assert "Not sent: r.pdf: application/pdf cannot be sent" in panel.view.state["notice"]
+        assert panel.view.state["edit"]["text"] == "Read this"  # the text goes back to the composer
+        click(
+            panel,
+            event="send",
+            text="Read this",
+            attachments=[{"type": "image", "mime": "image/png", "data": "%%%", "name": "x.png"}],
+        )
+        assert "did not arrive intact" in panel.view.state["notice"]
+        assert server.requests == [] and panel.agent.state.messages == []
+    finally:
+        server.stop()
+
+
+def test_kernel_variables_and_figures_attach_as_summary_text_and_png(
+    comms: list[RecordingComm],
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()  # what get_ipython() gives the panel
+    figure, axes = plt.subplots()
+    axes.plot([1, 2, 3])
+    shell.user_ns.update(prices=[3, 1, 4, 1, 5], chart=figure, API_KEY="sk-secret")
+    server, panel = _server_panel(["Noted."])
+    try:
+        click(panel, event="attachables")
+        listed = panel.view.state["attachables"]
+        assert listed[0] == {"name": "chart", "kind": "figure", "type": "Figure"}
+        assert {"name": "prices", "kind": "variable", "type": "list"} in listed
+        assert all(item["name"] != "API_KEY" for item in listed)
+
+        async def go() -> None:
+            click(
+                panel,
+                event="send",
+                text="Compare",
+                attachments=[
+                    {"type": "variable", "name": "prices"},
+                    {"type": "variable", "name": "chart"},
+                ],
+            )
+            await panel.wait()
+
+        asyncio.run(go())
+        (request,) = server.requests
+    finally:
+        server.stop()
+        plt.close(figure)
+        for name in ("prices", "chart", "API_KEY"):
+            shell.user_ns.pop(name, None)
+    parts = _user_content(request)
+    assert parts[1]["type"] == "text" and parts[1]["text"].startswith("Variable @prices")
+    assert "[3, 1, 4, 1, 5]" in parts[1]["text"]
+    assert parts[2]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert "@prices" in transcript(panel)  # a chip in the user's turn, not the whole summary

@@ -125,9 +125,7 @@ class ChatPanel:
 
     # -- actions -----------------------------------------------------------------------------
 
-    def send(
-        self, text: str, attachments: list[dict[str, Any]] | None = None
-    ) -> AgentRun | None:
+    def send(self, text: str, attachments: list[dict[str, Any]] | None = None) -> AgentRun | None:
         """What typing ``text`` and pressing Send does; returns at once.
 
         ``attachments`` as the composer sends them: ``{"type": "image", "mime", "data"}``
@@ -199,7 +197,7 @@ class ChatPanel:
         """Cut ``turn`` from the Agent's history and from the transcript."""
         self.agent.replace_messages(list(self.agent.state.messages[: turn.start]))
         self._turns.remove(turn)
-        self.view.send_ops([[item.id, None, "", False] for item in turn.doc.items])
+        self.view.remove_parts(turn.doc.id_prefix)
         self.view.update_state(usage=self._usage(), can_retry=bool(self._turns))
 
     def _list_attachables(self) -> None:

@@ -89,6 +89,18 @@ class AgentView(anywidget.AnyWidget):  # type: ignore[misc]
         if self.comm is not None:
             self.send({"ops": ops, "rev": self._rev})
 
+    def remove_parts(self, prefix: str) -> None:
+        """Remove every part whose id starts with ``prefix`` (one run's parts, e.g. ``r3.``).
+
+        The top-level ones are put empty (views drop them and the parts in their slots) and
+        kept so; the parts inside them are forgotten, so no later full sync brings them back.
+        """
+        gone = [part_id for part_id in self._parts if part_id.startswith(prefix)]
+        tops = [p for p in (self._parts[i] for i in gone) if not str(p[1] or "").startswith(prefix)]
+        for part_id in gone:
+            del self._parts[part_id]
+        self.send_ops([[op[0], op[1], "", False] for op in tops])
+
     def update_state(self, **changes: Any) -> None:
         """Change control fields; one comm message, and none when nothing changed."""
         new = {**self.state, **changes}
