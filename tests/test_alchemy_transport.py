@@ -271,10 +271,15 @@ def test_no_threads_or_fds_outlive_their_streams() -> None:
     replies = {
         "slow": Reply(text=" ".join(["tok"] * 30), chunking="words", delay=0.2),
         "stall": Reply(text="x", fault=Fault.stall_before_headers(None)),
-        "ok": Reply(text="ok"),
+        # The server closes the connection after each complete reply, so no connection stays
+        # pooled and every socket left open at the end is one a stream failed to close. (With
+        # pooling, how many idle connections the pool keeps is a race: a request can open a
+        # second one while the first is still on its way back to the pool, which under load
+        # made this test count a pooled connection as a leak.)
+        "ok": Reply(text="ok", framing="close"),
     }
     with ModelServer(lambda request: replies[request["messages"][-1]["content"]]) as server:
-        # warm-up: the shared runtime and client exist, one idle pooled connection
+        # warm-up: the shared runtime and client exist; no connection stays open
         assert _stream(server.url, "ok").result()["stop_reason"] == "stop"
         baseline = _settled(_counts(), timeout=0.5)
         for _ in range(3):
