@@ -52,6 +52,9 @@ class Composer {
     input.rows = 1;
     input.placeholder = "Message the agent (Enter to send, Shift+Enter for a new line)";
     input.setAttribute("aria-label", "Message");
+    // Jupyter's keyboard shortcuts (Shift+Enter runs the cell, Escape leaves edit mode, A/B/D
+    // insert and delete cells...) skip keys typed under this attribute: they are the panel's
+    input.setAttribute("data-lm-suppress-shortcuts", "true");
     input.addEventListener("keydown", (e) => this.onKey(e));
     input.addEventListener("input", () => this.changed());
     input.addEventListener("paste", (e) => this.onPaste(e));
