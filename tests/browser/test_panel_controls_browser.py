@@ -31,6 +31,8 @@ def answer(request):
     parts = [{{"type": "text", "text": content}}] if isinstance(content, str) else content
     prompt = " ".join(p.get("text", "") for p in parts if p.get("type") == "text")
     images = sum(p.get("type") == "image_url" for p in parts)
+    if prompt == "code please":
+        return Reply(text="Here:\\n\\n```python\\nx = 41 + 1\\nprint(x)\\n```")
     if prompt.startswith("slow"):
         return Reply(text="Slow words. " * 400 + "THE END", chunk_chars=12, delay=0.02)
     seen[prompt] += 1
@@ -161,6 +163,23 @@ def test_keys_send_stop_retry_edit_and_paste(
     notice = panel.locator(".ta-notice")
     notice.wait_for(timeout=5_000)
     assert "report.pdf" in notice.inner_text() and "images can be attached" in notice.inner_text()
+    # a code block of the answer: Copy, and Insert puts it into a new cell below the panel's
+    box.fill("code please")
+    box.press("Enter")
+    insert = transcript.locator(".ta-code button.ta-insert")
+    insert.wait_for(timeout=15_000)
+    insert.click()
+    page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.content.widgets"
+        ".map(c => c.model.sharedModel.getSource()).includes('x = 41 + 1\\nprint(x)')",
+        timeout=10_000,
+    )
+    sources = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.content.widgets"
+        ".map(c => c.model.sharedModel.getSource())"
+    )
+    assert sources.index("x = 41 + 1\nprint(x)") == 2, sources  # right below the panel's cell
+
     # Notebook 7 logs two errors of its own on every page (a settings schema, the file browser
     # command it does not have): anything not from Jupyter's own /static/ bundles is ours
     ours = [e for e in errors if "/static/" not in e]

@@ -160,6 +160,11 @@ class View {
       copyCode(copy);
       return;
     }
+    const insert = target.closest("button.ta-insert");
+    if (insert) {
+      insertCode(insert);
+      return;
+    }
     // a <details> the reader opened or closed keeps that state when its part is re-put (the
     // click comes before the toggle: record the state it toggles to)
     const summary = target.closest("summary");
@@ -242,6 +247,7 @@ class View {
       node.innerHTML = html;
     }
     this.html.set(id, html);
+    addInsertButtons(node);
     if (node.querySelector("[data-since]")) this.tick();
     if (this.kind === "panel" && this.follow) this.scrollToEnd();
   }

@@ -1,6 +1,6 @@
-// tinyagent notebook view, part 1 of 3: the Copy buttons of code boxes
+// tinyagent notebook view, part 1 of 3: the Copy (and Insert) buttons of code boxes
 // (div.ta-code > button.ta-copy + pre, in model text and tool cards). The click is handled here,
-// without the kernel: the box's code goes to the clipboard. _widget.py joins the three parts
+// without the kernel: the box's code goes to the clipboard, or into a new cell below. _widget.py joins the three parts
 // (_widget_copy.js, _widget_composer.js, _widget.js) into the widget's one ES module.
 
 const COPIED_MS = 1500;
@@ -85,13 +85,13 @@ async function writeClipboard(text) {
 }
 
 // "Copied" on the button until `until` (a Date.now() time), then "Copy" again.
-function showCopied(button, label, until) {
+function showCopied(button, label, until, rest = "Copy") {
   button.textContent = label;
   button.classList.add("ta-copied");
   button.dataset.copiedUntil = String(until);
   setTimeout(() => {
     if (Number(button.dataset.copiedUntil) > Date.now()) return; // clicked again since
-    button.textContent = "Copy";
+    button.textContent = rest;
     button.classList.remove("ta-copied");
     delete button.dataset.copiedUntil;
   }, Math.max(0, until - Date.now()));
@@ -108,4 +108,43 @@ async function copyCode(button) {
 // The Copy buttons in a part's own HTML (not in the child parts of its slot).
 function ownCopyButtons(node) {
   return [...node.querySelectorAll("button.ta-copy")].filter((b) => b.closest(".ta-part") === node);
+}
+
+// Insert as a cell: only where the page gives us the Jupyter application (JupyterLab and
+// Notebook 7 started with expose_app_in_browser); elsewhere there is no button.
+function notebookApp() {
+  const app = window.jupyterapp;
+  return app && app.commands && app.commands.hasCommand("notebook:insert-cell-below") ? app : null;
+}
+
+function addInsertButtons(part) {
+  if (!notebookApp()) return;
+  for (const copy of ownCopyButtons(part)) {
+    if (copy.nextElementSibling && copy.nextElementSibling.classList.contains("ta-insert")) continue;
+    const insert = document.createElement("button");
+    insert.type = "button";
+    insert.className = "ta-insert";
+    insert.textContent = "Insert";
+    insert.title = "Insert this code as a new cell below";
+    copy.after(insert);
+  }
+}
+
+// The output's own cell becomes the active one, a code cell goes below it with the code.
+async function insertCode(button) {
+  const app = notebookApp();
+  const box = button.closest(".ta-code");
+  if (!app || !box) return;
+  const code = codeOf(box).replace(/\n$/, "");
+  const panel = app.shell.currentWidget;
+  const notebook = panel && panel.content;
+  const cellNode = button.closest(".jp-Cell");
+  if (notebook && cellNode && notebook.widgets) {
+    const index = notebook.widgets.findIndex((cell) => cell.node === cellNode);
+    if (index >= 0) notebook.activeCellIndex = index;
+  }
+  await app.commands.execute("notebook:insert-cell-below");
+  const cell = notebook && notebook.activeCell;
+  if (cell) cell.model.sharedModel.setSource(code);
+  showCopied(button, "Inserted", Date.now() + COPIED_MS, "Insert");
 }
