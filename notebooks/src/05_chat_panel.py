@@ -1,13 +1,22 @@
 # %% [markdown]
 # # 05 · The chat panel
 #
-# `ChatPanel` is a small chat UI inside the notebook: a transcript rendered like `%%agent`
-# output, a multi-line input, **Send** (Enter; Shift+Enter for a new line), **Stop**, a model
-# selector, a usage line and **Clear**. In this tutorial you will learn:
+# `ChatPanel` is a chat UI inside the notebook. The transcript shows your turns as bubbles and
+# the agent's answers like `%%agent` output: thinking collapsed with a live timer, tool cards
+# with their status, arguments and result, and banners that say why a run stopped. It follows the
+# stream until you scroll up (then **Jump to latest** brings you back). The composer grows with
+# your text: **Enter** sends, **Shift+Enter** is a new line, **Escape** stops the run, **Up**
+# recalls your last message. One button is **Send**, **Stop** while a run goes, and **Queue**
+# when you type during a run. **Retry** answers your last message again, **Edit last** lets you
+# change it, **Attach** adds a kernel variable or figure, and you can paste or drop an image.
+# Every code block has **Copy**. A model selector, a usage line and **Clear** complete it.
+#
+# In this tutorial you will learn:
 #
 # - how to show a panel bound to the default conversation (or to your own `Agent`),
 # - that the panel never blocks the notebook: runs are tasks on the kernel's event loop,
-# - how typing while a run is in progress **steers** it (Send becomes *Queue*),
+# - how typing while a run is in progress **steers** it,
+# - how Retry, Edit and attachments work, from code too,
 # - how to drive the panel from code — `send`, `stop`, `await wait()` — which is also how you
 #   test a notebook that uses it.
 #
@@ -77,6 +86,41 @@ await panel.wait()
 last = panel.agent.state.messages[-1]
 print("stop reason:", last.stop_reason)
 print("the conversation still works:", not panel.running)
+
+# %% [markdown]
+# ## Retry and Edit
+#
+# **Retry** (`panel.retry()`) sends your last message again and puts the new answer in place of
+# the old one: the history keeps one exchange, not two. **Edit last** puts that message back in
+# the composer; sending it replaces the turn. (The demo model gives the same answer to the same
+# prompt, so here the retried answer reads the same; a real model would write a new one.)
+
+# %%
+before = len(panel.agent.state.messages)
+panel.retry()
+await panel.wait()
+print("messages before and after Retry:", before, len(panel.agent.state.messages))
+
+# %% [markdown]
+# ## Attachments
+#
+# Paste or drop an image into the panel, or pick a variable from **Attach**: a figure goes to the
+# model as a PNG, any other variable as the same bounded summary `inspect_variable` gives. From
+# code, pass `attachments=`: `{"type": "variable", "name": ...}`, or `{"type": "image", "mime":
+# "image/png", "data": <base64>}`. A bad one is refused with the reason, before anything is sent.
+
+# %%
+temperatures = [18.5, 21.0, 19.25, 23.5]
+panel.send("Which day was warmest?", attachments=[{"type": "variable", "name": "temperatures"}])
+await panel.wait()
+sent = panel.agent.state.messages[-2]
+for block in sent.content:
+    print(block.type, "|", block.text.splitlines()[0])
+
+try:
+    panel.send("And this?", attachments=[{"type": "variable", "name": "no_such_variable"}])
+except ValueError as exc:
+    print("refused:", exc)
 
 # %% [markdown]
 # ## Sharing the conversation with `%%agent`

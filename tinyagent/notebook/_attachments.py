@@ -101,9 +101,14 @@ def _variable(namespace: Mapping[str, Any], name: str, limit: int, max_side: int
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", bbox_inches="tight")
         return _image("image/png", buffer.getvalue(), max_side)
+    if name not in namespace or name.startswith("_"):
+        raise AttachmentError(
+            f"@{name} cannot be attached: the kernel has no variable of that name (run the cell "
+            "that makes it, or pick one from Attach)"
+        )
     try:
         summary = inspect_variable(namespace, name, limit)
-    except ToolError as exc:
+    except ToolError as exc:  # a secret's name: named, never shown
         raise AttachmentError(f"@{name} cannot be attached: {exc}") from None
     return TextContent(text=f"Variable @{name} (from inspect_variable):\n{summary}")
 
