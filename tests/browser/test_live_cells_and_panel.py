@@ -141,6 +141,14 @@ def test_streams_live_renders_safely_and_the_panel_stops(
             timeout=30000,
         )
         assert "THE END" not in page.locator(".tinyagent-run").first.inner_text()
+        # the bar says what the run is doing and for how long
+        bar = page.locator(".tinyagent-run.ta-running .ta-bar").first
+        assert bar.locator(".ta-live-status").inner_text() == "writing the answer…"
+        page.wait_for_function(
+            "() => /^\\d+ s$/.test(document.querySelector('.tinyagent-run.ta-running .ta-elapsed')"
+            "?.textContent || '')",
+            timeout=5000,
+        )
         # the end: replaced by the static rendering (no bar), whole answer, table, no script run
         page.wait_for_function(
             "() => [...document.querySelectorAll('.jp-OutputArea-output .tinyagent-run')].some(e => !e.querySelector('.ta-bar') && e.textContent.includes('THE END'))",
