@@ -537,3 +537,47 @@ def test_on_update_partials_show_live_until_the_result_arrives() -> None:
     assert [op for op in ops if op[0].endswith(".p") and op[2] == ""], "the progress part goes"
     assert [op for op in ops if op[0].endswith(".r") and "3 pages" in op[2]]
     assert doc.card("t1").status == "done"
+
+
+def test_the_status_line_says_what_the_run_is_doing_at_each_step() -> None:
+    doc = RunDocument()
+    seen: list[str] = []
+    events = recorded_run(
+        Step(thinking="Let me look.", text="Reading.", tool_calls=[("a", "read_file", {"p": 1})])
+    )
+    for event in events:
+        doc.apply(event)
+        if not seen or seen[-1] != doc.activity:
+            seen.append(doc.activity)
+    assert seen == [
+        "waiting for the model…",
+        "thinking…",
+        "writing the answer…",
+        "writing a call to read_file…",
+        "calling tools…",
+        "running read_file…",
+        "waiting for the model…",
+        "",  # the run ended
+    ]
+
+
+def test_thinking_summary_ticks_while_streaming_then_shows_its_time() -> None:
+    clock = Clock()
+    doc = RunDocument(clock=clock)
+    events = recorded_run(Step(thinking="Pondering deeply.", text="Done."))
+    ends = next(
+        i
+        for i, e in enumerate(events)
+        if getattr(e, "assistant_message_event", None)
+        and e.assistant_message_event.type == "thinking_end"
+    )
+    for event in events[:ends]:
+        doc.apply(event)
+    live = "".join(op[2] for op in doc.take_ops())
+    assert '<summary class="ta-thinking-live">Thinking…' in live and "data-since=" in live
+    clock.now += 2.5
+    for event in events[ends:]:
+        doc.apply(event)
+    shell = [op for op in doc.take_ops() if op[2].startswith('<details class="ta-thinking">')]
+    assert shell and '<summary>Thinking <span class="ta-time">2.5 s</span></summary>' in shell[0][2]
+    assert "ta-thinking-live" not in doc.static_html() and "data-since" not in doc.static_html()
