@@ -106,6 +106,7 @@ class ChatPanel:
         self._steering: list[Any] = []  # messages this panel queued into the running Agent
         self._runs = 0
         self._turns: list[_Turn] = []
+        self._edit_seq = 0  # bumped whenever the kernel puts text into the composer
 
     # -- display -----------------------------------------------------------------------------
 
@@ -171,9 +172,13 @@ class ChatPanel:
         turn = self._last_turn("Edit")
         if turn is None:
             return None
-        self._edit_seq = getattr(self, "_edit_seq", 0) + 1
-        self.view.update_state(edit={"text": turn.text, "seq": self._edit_seq})
+        self._to_composer(turn.text, editing=True)
         return turn.text
+
+    def _to_composer(self, text: str, *, editing: bool) -> None:
+        """Put ``text`` into the composer (``editing``: sending it replaces the last turn)."""
+        self._edit_seq += 1
+        self.view.update_state(edit={"text": text, "seq": self._edit_seq, "editing": editing})
 
     def _last_turn(self, action: str) -> _Turn | None:
         """The turn Retry/Edit would replace, or None with the reason shown."""
@@ -251,8 +256,9 @@ class ChatPanel:
                 self._start(prompt, text)
             else:
                 self.send(text, attachments)
-        except AttachmentError as exc:
-            self.view.update_state(notice=f"Not sent: {exc}.", edit={"text": text, "seq": -1})
+        except AttachmentError as exc:  # nothing was sent: the text goes back to the composer
+            self.view.update_state(notice=f"Not sent: {exc}.")
+            self._to_composer(text, editing=bool(msg.get("replace_last")))
 
     def _resend(self, msg: dict[str, Any]) -> None:
         try:

@@ -31,7 +31,8 @@ class Composer {
     this.attachments = []; // {type: "image", mime, data, name, url} | {type: "variable", name}
     this.history = []; // messages sent from this view, for Up
     this.editing = false;
-    this.editSeq = 0;
+    // a view opened later must not take up text the kernel gave an earlier view's composer
+    this.editSeq = ((this.model.get("state") || {}).edit || {}).seq || 0;
     this.build();
   }
 
@@ -126,11 +127,12 @@ class Composer {
         return item;
       }),
     );
+    // text the kernel puts into the composer: Edit last, or a refused message given back
     const edit = state.edit || {};
     if (edit.seq && edit.seq !== this.editSeq) {
       this.editSeq = edit.seq;
       this.input.value = edit.text || "";
-      if (edit.seq > 0) this.editing = true; // -1: a refused send's text, put back
+      this.editing = !!edit.editing;
       this.input.focus();
     }
     this.editHint.hidden = !this.editing;
