@@ -5,6 +5,13 @@ The validator class follows the schema's ``$schema`` (draft-07 schemas declared 
 as draft-07); undeclared schemas use JSON Schema 2020-12, under which the common draft-07 forms
 (``definitions`` refs, ``required``, ``enum``) behave the same, and fall back to draft-07 when
 2020-12 rejects them (``items`` given as a list).
+
+Most tool schemas are a flat object of typed properties. For those (:func:`_simple_schema`: only
+``type``, ``properties``, ``required``, ``items``, ``enum``, ``additionalProperties`` and
+annotations, all well formed) :func:`_conforms` checks the arguments directly, without importing
+``jsonschema`` (whose import builds rfc3987 grammars: seconds of CPU and ~130,000 objects that
+every full garbage collection then walks). It only ever answers "valid": arguments it does not
+accept, and every other schema, go to ``jsonschema``, whose errors are the ones reported.
 """
 
 from __future__ import annotations
@@ -17,7 +24,20 @@ from .agent_types import AgentTool, JsonObject, ToolCallContent
 #: Compiled validators by the identity of the tool's ``parameters`` dict. The dict is kept in the
 #: entry, so a recycled ``id`` of a collected schema can never match.
 _VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+#: Whether a ``parameters`` dict is simple enough for :func:`_conforms` (same keying).
+_SIMPLE: dict[int, tuple[dict[str, Any], bool]] = {}
 _MAX_CACHED = 256
+
+_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+_ANNOTATIONS = frozenset({"description", "title", "default", "examples", "format", "deprecated"})
+_SIMPLE_KEYS = _ANNOTATIONS | {
+    "type",
+    "properties",
+    "required",
+    "items",
+    "enum",
+    "additionalProperties",
+}
 
 
 class ToolArgumentsError(ValueError):
@@ -43,6 +63,8 @@ def validate_tool_arguments(tool: AgentTool | None, tool_call: ToolCallContent) 
     args, raw = _parsed_arguments(name, tool_call)
     schema = tool.parameters if tool is not None else None
     if not schema:
+        return args
+    if _is_simple(schema) and _conforms(args, schema):
         return args
     validator = _validator(name, schema)
     errors = [f"{_pointer(e.absolute_path)}: {e.message}" for e in validator.iter_errors(args)]
@@ -115,6 +137,123 @@ def _validator(name: str, schema: dict[str, Any]) -> Any:
         _VALIDATORS.clear()
     _VALIDATORS[id(schema)] = (schema, validator)
     return validator
+
+
+def _is_simple(schema: dict[str, Any]) -> bool:
+    cached = _SIMPLE.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    simple = _simple_schema(schema)
+    if len(_SIMPLE) >= _MAX_CACHED:
+        _SIMPLE.clear()
+    _SIMPLE[id(schema)] = (schema, simple)
+    return simple
+
+
+def _simple_schema(schema: Any) -> bool:
+    """Whether ``schema`` uses only keywords :func:`_conforms` knows, each in a shape that both
+    JSON Schema 2020-12 and draft-07 accept (so ``check_schema`` would pass)."""
+    if not isinstance(schema, dict) or not _SIMPLE_KEYS.issuperset(schema):
+        return False
+    if "type" in schema:
+        kind = schema["type"]
+        if isinstance(kind, list):
+            if not kind or len(set(map(repr, kind))) != len(kind):
+                return False
+            if not all(isinstance(k, str) and k in _TYPES for k in kind):
+                return False
+        elif not (isinstance(kind, str) and kind in _TYPES):
+            return False
+    if "properties" in schema:
+        properties = schema["properties"]
+        if not isinstance(properties, dict):
+            return False
+        if not all(isinstance(k, str) and _simple_schema(v) for k, v in properties.items()):
+            return False
+    if "required" in schema:
+        required = schema["required"]
+        if not isinstance(required, list) or not all(isinstance(k, str) for k in required):
+            return False
+        if len(set(required)) != len(required):
+            return False
+    if "items" in schema and not _simple_schema(schema["items"]):
+        return False  # a list of schemas (draft-07 tuple form) goes to jsonschema
+    if "enum" in schema:
+        enum = schema["enum"]
+        if not isinstance(enum, list) or not enum:
+            return False
+    if "additionalProperties" in schema:
+        extra = schema["additionalProperties"]
+        if not isinstance(extra, bool) and not _simple_schema(extra):
+            return False
+    for key in ("description", "title", "format"):
+        if key in schema and not isinstance(schema[key], str):
+            return False
+    if "examples" in schema and not isinstance(schema["examples"], list):
+        return False
+    if "deprecated" in schema and not isinstance(schema["deprecated"], bool):
+        return False
+    return True
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    # jsonschema's type checker: bool is not a number, an integral float is an integer
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "array":
+        return isinstance(value, list)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "null":
+        return value is None
+    if isinstance(value, bool):
+        return False
+    if kind == "integer":
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    return isinstance(value, (int, float))  # number
+
+
+def _conforms(value: Any, schema: dict[str, Any]) -> bool:
+    """True only when ``value`` certainly validates against a :func:`_simple_schema`."""
+    kind = schema.get("type")
+    if kind is not None:
+        if isinstance(kind, str):
+            if not _has_type(value, kind):
+                return False
+        elif not any(_has_type(value, k) for k in kind):
+            return False
+    if "enum" in schema:
+        # jsonschema's equality tells 1 from True and 1.0 from 1; here only exact matches of
+        # plain scalars are accepted, anything else is left to jsonschema
+        if not isinstance(value, (str, int, float, type(None))):
+            return False
+        if not any(type(e) is type(value) and e == value for e in schema["enum"]):
+            return False
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        if properties is not None:
+            for key, item in value.items():
+                sub = properties.get(key)
+                if sub is not None and not _conforms(item, sub):
+                    return False
+        for key in schema.get("required", ()):
+            if key not in value:
+                return False
+        extra = schema.get("additionalProperties", True)
+        if extra is not True:
+            others = [item for key, item in value.items() if key not in (properties or {})]
+            if extra is False:
+                if others:
+                    return False
+            elif not all(_conforms(item, extra) for item in others):
+                return False
+    elif isinstance(value, list):
+        items = schema.get("items")
+        if items is not None and not all(_conforms(item, items) for item in value):
+            return False
+    return True
 
 
 def _pointer(path: Any) -> str:
