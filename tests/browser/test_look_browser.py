@@ -80,6 +80,8 @@ def _servers():
         thinking_turn(),
         answer,
         Reply(text="Words that will be stopped. " * 200, chunk_chars=5, delay=0.03),
+        Reply(tool_calls=[ToolCallSpec("list_variables", {{}})]),
+        Reply(text="Confirmed and done."),
         Reply(fault=Fault.http(400, "the model refused this request")),
     ])).start()
     return cell, ModelServer(ScriptedBrain([thinking_turn(), answer])).start()
@@ -101,8 +103,12 @@ PANEL_RUN = (
     'panel.send("What is in my kernel? Show me how to total the sales.")\nawait panel.wait()'
 )
 STOPPED = "%%agent --name look\nKeep talking"
+CONFIRM = "%%agent --name look -k --confirm\nList them again"
 FAILING = "%%agent --name look\nOne more"
-LOOK_CELLS = [SETUP, CELL, PANEL, PANEL_RUN, STOPPED, FAILING]
+LOOK_CELLS = [SETUP, CELL, PANEL, PANEL_RUN, STOPPED, CONFIRM, FAILING]
+# what the test does in a cell's live view while Run All goes on: (cell, text it waits for,
+# button it then clicks); the contrast is sampled before the click
+CLICKS = [(4, "will be stopped", "button.ta-stop"), (5, "Run tool", 'button[data-choice="run"]')]
 
 # -- in-page measurements ------------------------------------------------------------------------
 
@@ -210,6 +216,12 @@ def set_theme(page: Any, dark: bool) -> None:
     page.wait_for_timeout(300)  # the theme's stylesheet applied
 
 
+def ours(errors: list[str]) -> list[str]:
+    """The console errors not from Notebook 7's own bundles: it logs two of its own on every page
+    (a settings schema it cannot read, a file browser command it does not have)."""
+    return [e for e in errors if "/static/notebook/" not in e]
+
+
 def collect_console_errors(page: Any) -> list[str]:
     errors: list[str] = []
     page.on(
@@ -257,30 +269,38 @@ class ContrastLog:
 
 
 def sample_while_running(
-    page: Any, server: JupyterServer, notebook: str, stop_cell: int
+    page: Any, server: JupyterServer, notebook: str, shot: Path
 ) -> ContrastLog:
-    """Contrast samples while Run All goes on (streaming ones while a view runs); presses the
-    Stop button of cell ``stop_cell``'s live view once its answer streams."""
+    """Contrast samples while Run All goes on (streaming ones while a view runs); does
+    :data:`CLICKS` as their texts show; saves a screenshot of the panel to ``shot`` while its
+    thinking streams."""
     log = ContrastLog()
-    stopped = False
+    clicks = list(CLICKS)
+    shot_taken = False
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
         sample = page.evaluate(CONTRAST)
         if sample["running"]:
             log.add(sample)
-        if not stopped:
+        if not shot_taken:
+            panel = page.locator(".tinyagent-panel.ta-running")
+            if panel.count() and panel.locator("summary.ta-thinking-live").count():
+                panel.screenshot(path=str(shot))
+                shot_taken = True
+        for click in clicks[:1]:
+            index, text, button = click
             live = (
-                page.locator(".jp-CodeCell")
-                .nth(stop_cell)
-                .locator(f"{WIDGET_OUTPUT} .tinyagent-run")
+                page.locator(".jp-CodeCell").nth(index).locator(f"{WIDGET_OUTPUT} .tinyagent-run")
             )
-            if live.count() and "will be stopped" in live.inner_text():
-                live.locator("button.ta-stop").click()
-                stopped = True
+            if live.count() and text in live.inner_text():
+                log.add(page.evaluate(CONTRAST))  # with what the click takes away
+                live.locator(button).click()
+                clicks.remove(click)
         if page.evaluate(ALL_PROMPTS_NUMBERED):
             break
         page.wait_for_timeout(250)
-    assert stopped, "the long answer streamed and was stopped"
+    assert clicks == [], "every button to click showed"
+    assert shot_taken, "the panel was seen thinking"
     wait_for_run_all(page, server, notebook)
     return log
 
@@ -297,20 +317,27 @@ def test_contrast_while_streaming_and_after_with_screenshots(
     (open_in_lab if front_end == "lab" else open_in_notebook7)(page, jupyter_server, notebook)
     try:
         set_theme(page, dark=theme == "dark")
+        LOOK.mkdir(parents=True, exist_ok=True)
+        name = "lab" if front_end == "lab" else "nb7"
         start_run_all(page)
-        streaming = sample_while_running(page, jupyter_server, notebook, stop_cell=4)
+        streaming = sample_while_running(
+            page, jupyter_server, notebook, LOOK / f"panel-{name}-{theme}-streaming.png"
+        )
         cells = page.locator(".jp-CodeCell")
         panel = page.locator(".tinyagent-panel")
         panel.get_by_text("That is all.").wait_for(timeout=30_000)
-        for index, text in ((1, "That is all."), (4, "Stopped."), (5, "refused")):
+        for index, text in (
+            (1, "That is all."),
+            (4, "Stopped."),
+            (5, "Confirmed and done."),
+            (6, "refused"),
+        ):
             cells.nth(index).locator(f"{STATIC_OUTPUT} .tinyagent-run").get_by_text(
                 text, exact=False
             ).first.wait_for(timeout=30_000)
         after = ContrastLog()
         after.add(page.evaluate(CONTRAST))
 
-        LOOK.mkdir(parents=True, exist_ok=True)
-        name = "lab" if front_end == "lab" else "nb7"
         # the whole transcript in one picture: its scroll box's height limit lifted
         panel.locator(".ta-transcript").evaluate("t => { t.style.maxHeight = 'none'; }")
         panel.screenshot(path=str(LOOK / f"panel-{name}-{theme}.png"))
@@ -325,6 +352,8 @@ def test_contrast_while_streaming_and_after_with_screenshots(
         assert streaming.samples >= 3, "sampled several times while the views streamed"
         for kind in (
             "cell/live .ta-bar span.ta-live-status",
+            "cell/live .ta-confirm button",
+            "cell/live .ta-confirm b",
             "panel/live .ta-thinking summary.ta-thinking-live",
             "cell/live div.ta-status",
         ):
@@ -336,7 +365,7 @@ def test_contrast_while_streaming_and_after_with_screenshots(
             "cell/static div.ta-footer",
             "cell/static .ta-footer span.ta-time",
             "cell/static div.ta-banner.ta-banner-stopped",
-            "cell/static .ta-banner-error b",
+            "cell/static .ta-banner b",
             "cell/static .ta-thinking summary",
             "cell/static .ta-text td",
             "cell/static .ta-text span.k",
@@ -352,7 +381,7 @@ def test_contrast_while_streaming_and_after_with_screenshots(
             assert any(k.startswith(kind) for k in after.kinds), (kind, sorted(after.kinds))
         assert not streaming.failures, f"under {AA}:1 while streaming: {streaming.failures}"
         assert not after.failures, f"under {AA}:1 after the run: {after.failures}"
-        assert errors == []
+        assert ours(errors) == []
     finally:
         set_theme(page, dark=False)  # the theme is a saved user setting: put it back
         close_session(jupyter_server, notebook)
@@ -497,7 +526,7 @@ def test_live_and_static_views_of_one_run_look_the_same(
         assert differences == [], "the panel and a panel's static rendering differ:\n" + (
             "\n".join(differences)
         )
-        assert errors == []
+        assert ours(errors) == []
     finally:
         set_theme(page, dark=False)
         close_session(jupyter_server, notebook)
@@ -626,7 +655,7 @@ def test_untrusted_notebook_keeps_its_structure(
             cells.nth(index).locator(".jp-Cell-outputArea").screenshot(
                 path=str(LOOK / f"untrusted-{what}-lab-{theme}.png")
             )
-        assert errors == []
+        assert ours(errors) == []
     finally:
         set_theme(page, dark=False)
         close_session(jupyter_server, untrusted_notebook)
