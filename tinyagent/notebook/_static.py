@@ -12,10 +12,21 @@ nbconvert export. The button is also ``hidden="hidden"`` (JupyterLab's sanitizer
 of the attribute), and our stylesheet shows only buttons that have the handler: an untrusted
 notebook's sanitizer strips the handler and the ``<style>``, so the inert button stays hidden and
 the code reads as before.
+
+An untrusted notebook also loses the stylesheet itself (JupyterLab's sanitizer drops ``<style>``
+but keeps ``class`` and a filtered set of inline ``style`` properties: colours as hex, ``rgb()``
+or ``rgba()``, lengths, borders, padding, margins, opacity...; no ``var()``). So the few elements
+that give a run its structure also carry an inline style from :data:`INLINE_STYLE`, one
+class → declarations map: tool cards are boxed, badges are pills, thinking, user
+turns and banners have a bar, footers are smaller and lighter. Only theme-neutral values, which
+read on a light and on a dark page: semi-transparent greys, never a theme colour. The stylesheet
+uses the same lengths and marks its colour-carrying properties for these classes ``!important``,
+so in a trusted notebook its theme colours win over the inline greys (``_widget.css``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ._document import RunDocument
@@ -48,6 +59,46 @@ def with_copy_handlers(html: str) -> str:
     )
 
 
+#: the inline style an element with one of these classes gets in the static rendering (declarations
+#: of several matching classes are joined in this order). Values must pass JupyterLab's sanitizer.
+INLINE_STYLE: dict[str, str] = {
+    "ta-card": (
+        "margin: 0.5em 0; padding: 0.4em 0.7em; border: 1px solid rgba(128, 128, 128, 0.5); "
+        "border-radius: 6px"
+    ),
+    "ta-card-head": "font-weight: 600",
+    "ta-badge": (
+        "padding: 0 0.6em; border: 1px solid rgba(128, 128, 128, 0.5); border-radius: 1em; "
+        "font-size: 0.8em"
+    ),
+    "ta-thinking": "padding-left: 0.75em; border-left: 3px solid rgba(128, 128, 128, 0.5)",
+    "ta-user": "padding: 0.15em 0 0.15em 0.75em; border-left: 3px solid rgba(128, 128, 128, 0.8)",
+    "ta-banner": (
+        "padding: 0.45em 0.75em; border-left: 4px solid rgba(128, 128, 128, 0.8); "
+        "background-color: rgba(128, 128, 128, 0.12)"
+    ),
+    "ta-footer": "font-size: 0.85em; opacity: 0.8",
+}
+
+# a start tag with a class attribute: in nh3's serialization a literal ``<`` in text is escaped and
+# a ``"`` inside an attribute value is ``&quot;``, so each match is a real tag's real attribute
+_CLASSED_TAG = re.compile(r'<([a-z][a-z0-9]*)(\s[^<>]*?)?\sclass="([^"]*)"([^<>]*)>')
+
+
+def _styled(match: re.Match[str]) -> str:
+    tag, before, classes, after = match.group(1, 2, 3, 4)
+    before = before or ""
+    style = "; ".join(INLINE_STYLE[c] for c in classes.split() if c in INLINE_STYLE)
+    if not style or " style=" in before or " style=" in after:
+        return match.group(0)
+    return f'<{tag}{before} class="{classes}" style="{style}"{after}>'
+
+
+def with_inline_styles(html: str) -> str:
+    """``html`` with :data:`INLINE_STYLE`'s declarations on the elements of those classes."""
+    return _CLASSED_TAG.sub(_styled, html)
+
+
 class StaticOutput:
     """A display-able snapshot; ``display(StaticOutput(...))`` emits the three mime types."""
 
@@ -58,7 +109,7 @@ class StaticOutput:
 
     @classmethod
     def from_document(cls, doc: RunDocument, kind: str = "run") -> StaticOutput:
-        body = with_copy_handlers(doc.static_html())
+        body = with_copy_handlers(with_inline_styles(doc.static_html()))
         html = (
             f'{STATIC_STYLE}<div class="tinyagent tinyagent-{kind}">'
             f'<div class="ta-body">{body}</div></div>'

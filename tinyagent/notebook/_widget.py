@@ -30,15 +30,10 @@ logger = logging.getLogger("tinyagent.notebook")
 _HERE = Path(__file__).parent
 
 
-def _pygments_css() -> str:
-    try:
-        from pygments.formatters import HtmlFormatter
-    except ImportError:  # pragma: no cover
-        return ""
-    return str(HtmlFormatter(style="default").get_style_defs(".tinyagent pre"))
-
-
-STYLE = (_HERE / "_widget.css").read_text(encoding="utf-8") + "\n" + _pygments_css()
+# One stylesheet for the live view and the static rendering (which embeds it). Code tokens are
+# coloured there from the editor's theme variables (Pygments' short classes), not by a Pygments
+# style: a fixed style's light background and dark tokens would not follow a dark theme.
+STYLE = (_HERE / "_widget.css").read_text(encoding="utf-8")
 
 
 # one ES module from three files (no bundler): the Copy buttons, the panel's composer, the view
