@@ -116,7 +116,7 @@ CLICKS = [(4, "will be stopped", "button.ta-stop"), (5, "Run tool", 'button[data
 # own, rendered and visible, its colour against its background composited up the tree (each
 # ancestor's background-color and opacity; the canvas is white), WCAG's ratio. Colours come as
 # rgb()/rgba() or, from color-mix(), color(srgb r g b / a). Disabled controls are exempt.
-CONTRAST = """() => {
+CONTRAST = """(rootSelector) => {
     const parse = (s) => {
         let m = /^rgba?\\(([^)]*)\\)$/.exec(s);
         if (m) {
@@ -167,7 +167,8 @@ CONTRAST = """() => {
     const describe = (el) => {
         const cls = [...el.classList].join('.');
         const root = el.closest('.tinyagent');
-        const where = (root.classList.contains('tinyagent-panel') ? 'panel' : 'cell') +
+        const kind = root.classList.contains('ta-batch') ? 'batch' : 'cell';
+        const where = (root.classList.contains('tinyagent-panel') ? 'panel' : kind) +
             (root.closest('[data-mime-type="text/html"]') ? '/static' : '/live');
         const item = el.closest(ITEMS);
         const within = item && item !== el ? `.${item.classList[0]} ` : '';
@@ -181,7 +182,7 @@ CONTRAST = """() => {
         const bg = pixel(el, [0, 0, 0, 0]);
         results.push({what, text: text.trim().slice(0, 40), ratio: ratio(fg, bg), fg: hex(fg), bg: hex(bg)});
     };
-    const roots = [...document.querySelectorAll('.tinyagent:not(.ta-batch)')];
+    const roots = [...document.querySelectorAll(rootSelector || '.tinyagent:not(.ta-batch)')];
     for (const root of roots) {
         for (const el of [root, ...root.querySelectorAll('*')]) {
             if (el.closest(':disabled, [aria-disabled="true"]')) continue;
@@ -200,7 +201,8 @@ CONTRAST = """() => {
             }
         }
     }
-    const running = roots.some((r) => r.classList.contains('ta-running'));
+    const running = roots.some((r) => r.classList.contains('ta-running') ||
+        (r.classList.contains('ta-batch') && !r.classList.contains('ta-batch-finished')));
     return {running, results};
 }"""
 
@@ -659,3 +661,57 @@ def test_untrusted_notebook_keeps_its_structure(
     finally:
         set_theme(page, dark=False)
         close_session(jupyter_server, untrusted_notebook)
+
+
+# -- the batch progress widget (its own stylesheet) -------------------------------------------------
+
+BATCH = """\
+import asyncio
+from tinyagent.batch._progress import ProgressCounts
+from tinyagent.notebook._batch_progress import NotebookProgress
+progress = NotebookProgress()
+progress.on_stop(lambda: None)
+counts = ProgressCounts(total=40)
+progress.start(counts)
+for row in range(1, 13):
+    counts.done, counts.cached, counts.running, counts.tokens = row, row // 4, 2, 120 * row
+    counts.failed, counts.cost, counts.elapsed = row // 5, 0.0004 * row, counts.elapsed + 0.25
+    progress.update(counts)
+    await asyncio.sleep(0.25)
+counts.running, counts.not_run = 0, 40 - counts.done - counts.failed
+progress.finish(counts, "stopped")"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_batch_progress_contrast(page: Any, jupyter_server: JupyterServer, theme: str) -> None:
+    errors = collect_console_errors(page)
+    notebook = write_notebook(
+        jupyter_server, f"look_batch_{theme}.ipynb", ["%load_ext tinyagent.notebook", BATCH]
+    )
+    open_in_lab(page, jupyter_server, notebook)
+    try:
+        set_theme(page, dark=theme == "dark")
+        start_run_all(page)
+        page.locator(".ta-batch").wait_for(timeout=30_000)
+        running = ContrastLog()
+        while not page.evaluate(ALL_PROMPTS_NUMBERED):
+            sample = page.evaluate(CONTRAST, ".ta-batch")
+            if sample["running"]:
+                running.add(sample)
+            page.wait_for_timeout(300)
+        wait_for_run_all(page, jupyter_server, notebook)
+        page.locator(".ta-batch.ta-batch-finished").wait_for(timeout=10_000)
+        after = ContrastLog()
+        after.add(page.evaluate(CONTRAST, ".ta-batch"))
+        print(f"\n[contrast batch lab {theme}] running: {running.summary()}")
+        print(f"[contrast batch lab {theme}] after: {after.summary()}")
+        assert running.samples >= 3
+        for kind in ("chip-done", "chip-failed", "chip-tokens", "batch-stop"):
+            assert any(kind in k for k in running.kinds), (kind, sorted(running.kinds))
+        assert any("batch-final" in k for k in after.kinds), sorted(after.kinds)
+        assert not running.failures, running.failures
+        assert not after.failures, after.failures
+        assert ours(errors) == []
+    finally:
+        set_theme(page, dark=False)
+        close_session(jupyter_server, notebook)
