@@ -12,6 +12,8 @@
   boxes, margins, alignment and colours, element by element, and the same height.
 * Untrusted: a notebook saved with its outputs and opened without its signature loses the
   ``<style>``, but its tool cards stay boxed and its user turns, banners and footers marked.
+* The batch progress widget (its own stylesheet): the same contrast check while it runs and
+  when it has finished.
 * No console errors on any of these pages.
 """
 
