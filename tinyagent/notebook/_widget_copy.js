@@ -120,13 +120,15 @@ function notebookApp() {
 function addInsertButtons(part) {
   if (!notebookApp()) return;
   for (const copy of ownCopyButtons(part)) {
-    if (copy.nextElementSibling && copy.nextElementSibling.classList.contains("ta-insert")) continue;
+    // before the Copy button, so a box stays `button.ta-copy + pre` (the grid places both)
+    const previous = copy.previousElementSibling;
+    if (previous && previous.classList.contains("ta-insert")) continue;
     const insert = document.createElement("button");
     insert.type = "button";
     insert.className = "ta-insert";
     insert.textContent = "Insert";
     insert.title = "Insert this code as a new cell below";
-    copy.after(insert);
+    copy.before(insert);
   }
 }
 
