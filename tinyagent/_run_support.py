@@ -2,8 +2,10 @@
 
 Abort semantics (docs/events.md#abort) say the loop watches the signal itself and never depends on
 provider or tool cooperation. Racing every awaited event against the signal would cost a task per
-token, so instead one watcher task per guarded phase waits on the signal and cancels the task doing
-the work; the phase turns that ``CancelledError`` back into an abort.
+token, so instead one watcher per guarded phase waits for the signal and cancels the task doing
+the work; the phase turns that ``CancelledError`` back into an abort. On a :class:`RunSignal` (every
+signal the loop makes) the watcher is a listener called from the loop when the signal gets set,
+not a task: a run's LLM calls, polls and tool batches then start no task of their own to watch it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ._constants import ABORTED_TEXT
 from .agent_types import (
@@ -42,6 +44,7 @@ def mark_run_task() -> None:
     """Called first thing inside a run task."""
     _RUN_TASK.set(asyncio.current_task())
 
+
 #: Strong references to tasks we let run on (runs, detached tools) so they are not collected.
 _KEEP_ALIVE: set[asyncio.Task[Any]] = set()
 
@@ -69,11 +72,34 @@ class RunSignal(asyncio.Event):
     def __init__(self) -> None:
         super().__init__()
         self.reason: tuple[str, str] | None = None
+        # callback -> the loop it is called on (with call_soon, as set() wakes a waiter)
+        self._listeners: dict[Callable[[], None], asyncio.AbstractEventLoop] = {}
 
     def abort(self, stop_reason: str = "aborted", text: str = ABORTED_TEXT) -> None:
         if not self.is_set():
             self.reason = (stop_reason, text)
         self.set()
+
+    def set(self) -> None:
+        super().set()
+        if self._listeners:
+            listeners = list(self._listeners.items())
+            self._listeners.clear()
+            for callback, loop in listeners:
+                loop.call_soon(callback)
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once, soon after the signal gets set (at once if it is set), on
+        the running loop; ``remove_listener(callback)`` forgets it. Cheaper than a task awaiting
+        ``wait()``."""
+        loop = asyncio.get_running_loop()
+        if self.is_set():
+            loop.call_soon(callback)
+        else:
+            self._listeners[callback] = loop
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        self._listeners.pop(callback, None)
 
 
 def abort_outcome(signal: asyncio.Event | None) -> tuple[str, str]:
@@ -134,19 +160,27 @@ class AbortWatch:
     always delivered inside that block, where the caller catches it.
     """
 
-    __slots__ = ("signal", "task", "watcher", "fired", "_stopped")
+    __slots__ = ("signal", "task", "watcher", "listening", "fired", "_stopped")
 
     def __init__(self, signal: asyncio.Event | None) -> None:
         self.signal = signal
         self.fired = False
         self._stopped = False
+        self.listening = False
         self.task = asyncio.current_task()
         self.watcher: asyncio.Task[None] | None = None
         if signal is not None and self.task is not None:
-            self.watcher = asyncio.get_running_loop().create_task(self._watch(signal))
+            if isinstance(signal, RunSignal):
+                signal.add_listener(self._fire)
+                self.listening = True
+            else:  # a plain asyncio.Event passed by the caller
+                self.watcher = asyncio.get_running_loop().create_task(self._watch(signal))
 
     async def _watch(self, signal: asyncio.Event) -> None:
         await signal.wait()
+        self._fire()
+
+    def _fire(self) -> None:
         if not self._stopped and self.task is not None and not self.task.done():
             self.fired = True
             self.task.cancel()
@@ -154,11 +188,29 @@ class AbortWatch:
     def stop(self) -> bool:
         if not self._stopped:
             self._stopped = True
+            if self.listening:
+                cast(RunSignal, self.signal).remove_listener(self._fire)
             if self.watcher is not None:
                 self.watcher.cancel()
             if self.fired and self.task is not None:
                 self.task.uncancel()
         return self.fired
+
+
+def signal_future(signal: asyncio.Event) -> asyncio.Future[Any]:
+    """A future done once ``signal`` is set (a listener's on a :class:`RunSignal`, else a task
+    awaiting ``wait()``); cancel it when no longer needed."""
+    if not isinstance(signal, RunSignal):
+        return asyncio.get_running_loop().create_task(signal.wait())
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def done() -> None:
+        if not future.done():
+            future.set_result(True)
+
+    signal.add_listener(done)
+    future.add_done_callback(lambda _: signal.remove_listener(done))
+    return future
 
 
 def absorb_external_cancel(signal: asyncio.Event | None) -> bool:

@@ -28,6 +28,7 @@ from ._run_support import (
     is_aborted,
     keep_alive,
     maybe_await,
+    signal_future,
 )
 from ._tool_functions import ToolError, as_async_execute
 from ._tool_validation import ToolArgumentsError, validate_tool_arguments
@@ -248,7 +249,7 @@ async def _settle(
         await asyncio.wait(tasks)
         return set(tasks)
     if not signal.is_set():
-        abort_waiter = asyncio.get_running_loop().create_task(signal.wait())
+        abort_waiter = signal_future(signal)
         try:
             pending: set[asyncio.Future[Any]] = set(tasks)
             while pending and not abort_waiter.done():

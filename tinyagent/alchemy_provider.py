@@ -9,6 +9,7 @@ come back through the asyncio bridge of :mod:`tinyagent._bridge`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import weakref
@@ -331,6 +332,7 @@ class AlchemyStreamResponse:
         self._worker: HandleWorker | None = None
         self._thread_events_done = False
         self._watch: asyncio.Task[None] | None = None
+        self._listener: Callable[[], None] | None = None  # on a signal with add_listener
         # Default: a handle with the batch interface is taken to come from the real core. A
         # module stand-in without a Notifier passes None, and its handles go through a thread.
         if _notifier_factory is _CORE_NOTIFIER:
@@ -350,18 +352,25 @@ class AlchemyStreamResponse:
 
     def _watch_signal(self) -> None:
         signal = self._signal
-        if signal is None or self._watch is not None:
+        if signal is None or self._watch is not None or self._listener is not None:
             return
         if signal.is_set():
             self._signal = None  # seen: cancel once
             self._cancel_handle()
+            return
+        add_listener = getattr(signal, "add_listener", None)
+        if add_listener is not None:  # the loop's RunSignal: a callback, not a task
+            self._listener = functools.partial(_cancel_ref, weakref.ref(self))
+            add_listener(self._listener)
             return
         self._watch = asyncio.get_running_loop().create_task(
             _cancel_on_signal(signal, weakref.ref(self))
         )
 
     def _stop_watching(self) -> None:
-        if self._watch is not None and not self._watch.done():
+        if self._listener is not None:
+            self._signal.remove_listener(self._listener)  # type: ignore[union-attr]
+        elif self._watch is not None and not self._watch.done():
             self._watch.cancel()
 
     def _cancel_handle(self) -> None:
@@ -501,6 +510,10 @@ async def _cancel_on_signal(
     # Holds the response weakly: an abandoned response can still be collected, which drops (and
     # so cancels) its handle.
     await signal.wait()
+    _cancel_ref(response_ref)
+
+
+def _cancel_ref(response_ref: weakref.ReferenceType[AlchemyStreamResponse]) -> None:
     response = response_ref()
     if response is not None:
         response._cancel_handle()
