@@ -325,3 +325,44 @@ def test_backend_ray_is_loaded_lazily(monkeypatch: pytest.MonkeyPatch):
     fake.run_ray = no_ray  # type: ignore[attr-defined]
     with pytest.raises(ImportError, match=r"pip install 'tiny-agent-os\[ray\]'"):
         run_batch(agent, ["a"], backend="ray", progress=False)
+
+
+def test_the_gc_threshold_is_raised_while_rows_run_and_put_back_after():
+    import gc
+
+    from tinyagent.batch import _runner
+
+    seen: list[tuple[int, ...]] = []
+
+    def reply(request: dict[str, Any]) -> Reply:
+        seen.append(gc.get_threshold())  # the server runs in this process: same gc
+        return Reply(text="ok")
+
+    before = gc.get_threshold()
+    assert _runner.GC_THRESHOLD is not None and before[0] < _runner.GC_THRESHOLD
+    with ModelServer(reply) as server:
+        agent = make_agent(server.url)
+        result = run_batch(agent, ["a", "b"], progress=False)
+    assert result.outputs == ["ok", "ok"]
+    assert seen == [(_runner.GC_THRESHOLD, *before[1:])] * 2
+    assert gc.get_threshold() == before
+
+
+def test_gc_relief_nests_and_leaves_a_threshold_changed_meanwhile():
+    import gc
+
+    from tinyagent.batch._runner import GC_THRESHOLD, gc_relief
+
+    before = gc.get_threshold()
+    try:
+        with gc_relief():
+            assert gc.get_threshold()[0] == GC_THRESHOLD
+            with gc_relief():
+                assert gc.get_threshold()[0] == GC_THRESHOLD
+            assert gc.get_threshold()[0] == GC_THRESHOLD  # the outer batch still runs
+        assert gc.get_threshold() == before
+        with gc_relief():
+            gc.set_threshold(1234, *before[1:])  # somebody else's setting
+        assert gc.get_threshold()[0] == 1234
+    finally:
+        gc.set_threshold(*before)
