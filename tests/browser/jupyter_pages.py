@@ -26,7 +26,8 @@ WIDGET_OUTPUT = '.jp-OutputArea-output:not([data-mime-type="text/html"])'
 STATIC_OUTPUT = '.jp-OutputArea-output[data-mime-type="text/html"]'
 
 
-def write_notebook(server: JupyterServer, name: str, cells: list[str]) -> str:
+def new_notebook(cells: list[str]) -> Any:
+    """A notebook of code cells on the python3 kernel."""
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     nb.metadata["kernelspec"] = {
@@ -34,8 +35,32 @@ def write_notebook(server: JupyterServer, name: str, cells: list[str]) -> str:
         "display_name": "Python 3",
         "language": "python",
     }
-    (server.root / name).write_text(nbformat.writes(nb), encoding="utf-8")
+    return nb
+
+
+def write_notebook(server: JupyterServer, name: str, cells: list[str]) -> str:
+    (server.root / name).write_text(nbformat.writes(new_notebook(cells)), encoding="utf-8")
     return name
+
+
+def collect_console_errors(page: Any) -> list[str]:
+    """The page's console errors and uncaught exceptions from now on, each with where it came
+    from (the list fills as the page runs)."""
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(f"{m.text} @ {m.location.get('url')}") if m.type == "error" else None
+        ),
+    )
+    page.on("pageerror", lambda exc: errors.append(f"{exc} @ {exc.stack}"))
+    return errors
+
+
+def ours(errors: list[str]) -> list[str]:
+    """The errors not from Notebook 7's own bundles: it logs two of its own on every page (a
+    settings schema it cannot read, a file browser command it does not have)."""
+    return [e for e in errors if "/static/notebook/" not in e]
 
 
 def open_in_lab(page: Any, server: JupyterServer, notebook: str) -> None:

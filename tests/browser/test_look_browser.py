@@ -31,8 +31,11 @@ from jupyter_pages import (
     USE_SERVER,
     WIDGET_OUTPUT,
     JupyterServer,
+    collect_console_errors,
+    new_notebook,
     open_in_lab,
     open_in_notebook7,
+    ours,
     start_run_all,
     wait_for_run_all,
     write_notebook,
@@ -218,24 +221,6 @@ def set_theme(page: Any, dark: bool) -> None:
     )
     page.wait_for_function(THEME_IS_LIGHT, arg=not dark, timeout=30_000)
     page.wait_for_timeout(300)  # the theme's stylesheet applied
-
-
-def ours(errors: list[str]) -> list[str]:
-    """The console errors not from Notebook 7's own bundles: it logs two of its own on every page
-    (a settings schema it cannot read, a file browser command it does not have)."""
-    return [e for e in errors if "/static/notebook/" not in e]
-
-
-def collect_console_errors(page: Any) -> list[str]:
-    errors: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            errors.append(f"{m.text} @ {m.location.get('url')}") if m.type == "error" else None
-        ),
-    )
-    page.on("pageerror", lambda exc: errors.append(f"{exc} @ {exc.stack}"))
-    return errors
 
 
 def close_session(server: JupyterServer, notebook: str) -> None:
@@ -599,13 +584,7 @@ def untrusted_notebook(jupyter_server: JupyterServer) -> str:
     its outputs, unsigned: the server's notary has never seen it."""
     from nbclient import NotebookClient
 
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in UNTRUSTED_CELLS]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    nb = new_notebook(UNTRUSTED_CELLS)
     NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True).execute()
     html = [
         output["data"]["text/html"]

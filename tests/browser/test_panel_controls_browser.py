@@ -15,8 +15,10 @@ import pytest
 from jupyter_pages import (
     USE_SERVER,
     JupyterServer,
+    collect_console_errors,
     open_in_lab,
     open_in_notebook7,
+    ours,
     run_all,
     write_notebook,
 )
@@ -77,14 +79,7 @@ def _wait_state(page: Any, state: str, timeout: int = 15_000) -> None:
 def test_keys_send_stop_retry_edit_and_paste(
     page: Any, jupyter_server: JupyterServer, front_end: str
 ) -> None:
-    errors: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            errors.append(f"{m.text} @ {m.location.get('url')}") if m.type == "error" else None
-        ),
-    )
-    page.on("pageerror", lambda exc: errors.append(f"{exc} @ {exc.stack}"))
+    errors = collect_console_errors(page)
     panel = _open_panel(page, jupyter_server, front_end)
     box = panel.locator("textarea.ta-input")
     send = panel.locator("button.ta-send")
@@ -180,10 +175,7 @@ def test_keys_send_stop_retry_edit_and_paste(
     )
     assert sources.index("x = 41 + 1\nprint(x)") == 2, sources  # right below the panel's cell
 
-    # Notebook 7 logs two errors of its own on every page (a settings schema, the file browser
-    # command it does not have): anything not from Jupyter's own /static/ bundles is ours
-    ours = [e for e in errors if "/static/" not in e]
-    assert ours == [], ours
+    assert ours(errors) == [], errors
 
 
 def test_the_transcript_follows_the_stream_until_the_reader_scrolls_up(
