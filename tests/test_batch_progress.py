@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from typing import Any
 
 import pytest
@@ -257,8 +258,9 @@ def test_make_progress_gives_the_widget_in_a_live_kernel_and_nothing_headless(
 def test_the_front_end_files_exist_and_use_theme_variables() -> None:
     css = NotebookProgress._css
     text = css.read_text(encoding="utf-8") if hasattr(css, "read_text") else str(css)
-    # every colour comes from a JupyterLab variable with a fallback (light and dark themes)
-    assert "var(--jp-" in text and "var(--jp-layout-color3, " in text
+    # colours come from JupyterLab's variables, each with a fallback where they are absent
+    uses = re.findall(r"var\(--jp-[\w-]+(,?)", text)
+    assert uses and all(uses), "a --jp-* variable without a fallback"
     esm = NotebookProgress._esm
     script = esm.read_text(encoding="utf-8") if hasattr(esm, "read_text") else str(esm)
     assert 'event: "stop"' in script and "innerHTML" not in script
