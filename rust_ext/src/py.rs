@@ -316,6 +316,13 @@ impl StreamHandle {
         self.lock(py).finished
     }
 
+    /// True once the stream has ended in the core: its terminal event is queued (or was handed
+    /// out already), so the next `drain()` ends it. Never blocks.
+    #[getter]
+    fn ended(&self) -> bool {
+        self.start_error.is_some() || self.queue.final_message().is_some()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<tinyagent._alchemy.StreamHandle {} {}/{}>",

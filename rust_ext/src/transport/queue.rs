@@ -56,6 +56,10 @@ impl StreamQueue {
     }
 
     /// Append a batch. `final_message` is given with the batch holding the terminal event.
+    ///
+    /// The token is marked on the empty → non-empty transition, and once more with the terminal
+    /// batch even when earlier events are still undrained: a reader that holds its drains back
+    /// (`set_delivery_interval`) learns at once that the stream has ended.
     pub fn push(
         &self,
         batch: impl IntoIterator<Item = Queued>,
@@ -64,6 +68,7 @@ impl StreamQueue {
         let mut inner = self.lock();
         let before = inner.events.len();
         inner.events.extend(batch);
+        let ends = final_message.is_some();
         if let Some(message) = final_message {
             inner.final_message = Some(Arc::new(message));
         }
@@ -74,6 +79,10 @@ impl StreamQueue {
             if let Some((notifier, token)) = &inner.waker {
                 notifier.mark(*token);
                 inner.armed = false;
+            }
+        } else if ends {
+            if let Some((notifier, token)) = &inner.waker {
+                notifier.mark_once(*token);
             }
         }
         drop(inner);
@@ -167,7 +176,20 @@ impl NotifierCore {
     }
 
     pub fn mark(&self, token: u64) {
+        self.mark_if(token, false);
+    }
+
+    /// [`NotifierCore::mark`] unless `token` is ready already (a token is reported once per
+    /// `take_ready`). For the terminal batch of a stream whose earlier events wait undrained.
+    pub fn mark_once(&self, token: u64) {
+        self.mark_if(token, true);
+    }
+
+    fn mark_if(&self, token: u64, unless_ready: bool) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if unless_ready && state.tokens.contains(&token) {
+            return;
+        }
         state.tokens.push(token);
         if !state.signalled {
             state.signalled = true;
@@ -368,6 +390,35 @@ mod tests {
         queue.push([delta("d")], None);
         assert!(readable(&notifier));
         assert_eq!(notifier.take_ready(), vec![3]);
+    }
+
+    #[test]
+    fn the_terminal_batch_marks_again_while_earlier_events_wait() {
+        let queue = StreamQueue::new();
+        let notifier = NotifierCore::new().unwrap();
+        queue.attach(notifier.clone(), 5);
+        queue.push([delta("a")], None);
+        assert_eq!(notifier.take_ready(), vec![5]);
+        queue.push([delta("b")], None);
+        assert!(notifier.take_ready().is_empty());
+        let done = Queued::plain(Event::Done {
+            reason: StopReason::Stop,
+        });
+        queue.push([done], Some(final_message()));
+        assert!(readable(&notifier));
+        assert_eq!(notifier.take_ready(), vec![5]);
+        // not reported twice when the earlier mark was not taken yet
+        let other = StreamQueue::new();
+        other.attach(notifier.clone(), 6);
+        other.push([delta("a")], None);
+        let done = Queued::plain(Event::Done {
+            reason: StopReason::Stop,
+        });
+        other.push([done], Some(final_message()));
+        assert_eq!(notifier.take_ready(), vec![6]);
+        let mut taken = VecDeque::new();
+        queue.take_all(&mut taken);
+        assert_eq!(taken.len(), 3);
     }
 
     #[test]
