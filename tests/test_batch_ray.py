@@ -388,6 +388,26 @@ def test_a_row_that_does_not_pickle_fails_alone_on_one_worker(local_ray: Any):
     assert "does not pickle" in str(result[1].error) and result[1].input is inputs[1]
 
 
+def test_ray_options_from_run_batch_one_worker_small_blocks(local_ray: Any):
+    inputs = [f"add {i}" for i in range(8)]
+    with ModelServer(Brain()) as server:
+        agent = make_agent(server.url, [ADD])
+        result = run_batch(agent, inputs, concurrency=4, backend="ray", progress=False,
+                           ray={"workers": 1, "block_size": 2})  # fmt: skip
+        again = asyncio.run(arun_batch(agent, inputs[:2], backend="ray", progress=False,
+                                       ray=RayOptions(workers=1)))  # fmt: skip
+    assert [row.error for row in result] == [None] * 8
+    # one worker ran every row of a batch (each batch starts its own)
+    assert len({_pid(row.output) for row in result}) == 1
+    assert len({_pid(row.output) for row in again}) == 1 and again.counts["done"] == 2
+    with pytest.raises(ValueError, match="backend='ray'"):
+        run_batch(agent, inputs, ray={"workers": 1}, progress=False)
+    with pytest.raises(TypeError, match="RayOptions or a dict"):
+        run_batch(agent, inputs, backend="ray", ray=2, progress=False)
+    with pytest.raises(ValueError, match="workers must be an int"):
+        run_batch(agent, inputs, backend="ray", ray={"workers": 0}, progress=False)
+
+
 def test_without_ray_a_local_one_is_started_for_the_call_and_stopped():
     """The module's last test: it stops the module's Ray to start from none, as a script does."""
     ray.shutdown()

@@ -21,7 +21,7 @@ from ._engine import BatchOptions, Engine
 from ._limits import Budget
 from ._result import BatchResult, BatchRow
 
-__all__ = ["BatchResult", "BatchRow", "Budget", "arun_batch", "run_batch"]
+__all__ = ["BatchResult", "BatchRow", "Budget", "RayOptions", "arun_batch", "run_batch"]
 
 _IN_LOOP = (
     "run_batch() blocks, and this thread is running an event loop (Jupyter, async code): use "
@@ -46,6 +46,7 @@ def run_batch(
     backend: str = "local",
     progress: Any = True,
     keep_messages: bool = False,
+    ray: Any = None,
 ) -> BatchResult:
     """Run ``agent`` over ``inputs`` and wait for the result (Ctrl-C returns the partial one).
 
@@ -63,8 +64,9 @@ def run_batch(
         max_attempts=max_attempts, max_failures=max_failures, budget=budget, cache=cache,
         backend=backend, progress=progress, keep_messages=keep_messages,
     )  # fmt: skip
+    _check_ray_options(options, ray)
     if options.backend == "ray":
-        return asyncio.run(_run_on_ray(agent, inputs, options))
+        return asyncio.run(_run_on_ray(agent, inputs, options, ray))
     engine = Engine(agent, inputs, options)
     try:
         return asyncio.run(engine.run())
@@ -88,6 +90,7 @@ async def arun_batch(
     backend: str = "local",
     progress: Any = True,
     keep_messages: bool = False,
+    ray: Any = None,
 ) -> BatchResult:
     """Run ``agent`` over ``inputs``: each input on a fresh copy of the agent's configuration.
 
@@ -109,6 +112,10 @@ async def arun_batch(
     - ``progress``: True (a widget in a live notebook, a stderr line elsewhere), False, or a
       Progress object (docs/batch.md#progress-seam). ``keep_messages``: keep each row's
       conversation in ``row.messages``.
+    - ``backend``: ``"local"`` (this event loop) or ``"ray"`` (Ray workers, docs/batch.md#ray-backend);
+      ``ray``: how, a :class:`RayOptions` or a dict of its fields (``workers``, ``block_size``,
+      ``num_cpus`` per worker, ``init`` for the ``ray.init(...)`` of a Ray started for the call,
+      ``start_timeout``), only with ``backend="ray"``.
 
     Cancelling the awaiting task (the kernel's interrupt) or pressing Stop returns the partial
     result: rows in flight and rows not started are ``"not run: interrupted"`` / ``"…: stopped"``.
@@ -119,9 +126,25 @@ async def arun_batch(
         max_attempts=max_attempts, max_failures=max_failures, budget=budget, cache=cache,
         backend=backend, progress=progress, keep_messages=keep_messages,
     )  # fmt: skip
+    _check_ray_options(options, ray)
     if options.backend == "ray":
-        return await _run_on_ray(agent, inputs, options)
+        return await _run_on_ray(agent, inputs, options, ray)
     return await Engine(agent, inputs, options).run()
+
+
+def _check_ray_options(options: BatchOptions, ray: Any) -> None:
+    if ray is None:
+        return
+    if options.backend != "ray":
+        raise ValueError("ray= options are for backend='ray'")
+    if not isinstance(ray, dict) and type(ray).__name__ != "RayOptions":
+        raise TypeError(f"ray= takes a RayOptions or a dict of its fields, got {type(ray).__name__}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RayOptions":  # defined with the backend; importing it does not import Ray
+        return importlib.import_module("tinyagent.batch._ray").RayOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _is_ray(module: str | None) -> bool:
@@ -129,7 +152,9 @@ def _is_ray(module: str | None) -> bool:
     return name == "ray" or name.startswith("ray.") or name == "tinyagent.batch._ray"
 
 
-async def _run_on_ray(agent: Any, inputs: Any, options: BatchOptions) -> BatchResult:
+async def _run_on_ray(
+    agent: Any, inputs: Any, options: BatchOptions, ray: Any = None
+) -> BatchResult:
     """``tinyagent.batch._ray.run_ray``, imported only when asked for; a missing Ray (at import
     or when the backend first needs it) is the install hint."""
     try:
@@ -138,8 +163,11 @@ async def _run_on_ray(agent: Any, inputs: Any, options: BatchOptions) -> BatchRe
         if _is_ray(exc.name):
             raise ImportError(_RAY_MISSING) from exc
         raise
+    args: tuple[Any, ...] = (agent, inputs, options)
+    if ray is not None:
+        args += (module.RayOptions(**ray) if isinstance(ray, dict) else ray,)
     try:
-        result: BatchResult = await module.run_ray(agent, inputs, options)
+        result: BatchResult = await module.run_ray(*args)
     except ModuleNotFoundError as exc:
         if _is_ray(exc.name):
             raise ImportError(_RAY_MISSING) from exc
