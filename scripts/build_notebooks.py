@@ -34,6 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "src"
 CELL_TIMEOUT = 60  # seconds; each tutorial runs in well under a minute in total
+#: A cell tagged ``needs-ray`` starts a local Ray (15-30 s on a loaded 2-core machine, up to 3
+#: tries): building tutorial 13 needs Ray installed (pip install -e '.[ray]').
+RAY_CELL_TIMEOUT = 300
 
 _CELL_MARK = re.compile(r"^# %%(?P<md> \[markdown\])?(?: tags=(?P<tags>\[.*\]))?\s*$")
 #: Variables that could switch a tutorial to a real provider, a cassette or live rendering.
@@ -84,6 +87,11 @@ def kernel_env() -> dict[str, str]:
     return env
 
 
+def cell_timeout(cell: nbformat.NotebookNode) -> int:
+    tags = cell.get("metadata", {}).get("tags", [])
+    return RAY_CELL_TIMEOUT if "needs-ray" in tags else CELL_TIMEOUT
+
+
 def build(source: Path) -> tuple[Path, float]:
     nb = nbformat.v4.new_notebook()
     nb.cells = parse_source(source.read_text(encoding="utf-8"))
@@ -105,6 +113,7 @@ def build(source: Path) -> tuple[Path, float]:
         client = NotebookClient(
             nb,
             timeout=CELL_TIMEOUT,
+            timeout_func=cell_timeout,
             kernel_name="python3",
             record_timing=False,
             # widget state would embed the widget's whole ESM/CSS and fresh random model ids in

@@ -167,9 +167,29 @@ labels[["attempts", "error"]]
 # budget and the resume cache; the result is the same `BatchResult`. Tools must pickle: one that
 # does not is named in a clear error before anything is sent.
 #
-# ```python
-# result = await arun_batch(agent, tickets, prompt="Classify this ticket: {text}", backend="ray")
-# ```
-#
-# The tests run it on a real local Ray (`tests/test_batch_ray.py`); `bench/README.md` has its
-# overhead per row beside the local backend.
+# `ray=` says how: `workers`, `block_size` (rows per Ray call), `num_cpus` per worker, and `init`,
+# the `ray.init(...)` arguments of a Ray started for the call. Here a local Ray with 2 CPUs is
+# started, runs the same six tickets on its two workers, and is shut down again (the start takes
+# some seconds: every worker is a new process). The answers are the local run's.
+
+# %% tags=["needs-ray"]
+import logging
+
+on_ray = await arun_batch(
+    agent,
+    tickets,
+    prompt="Classify this ticket: {text}",
+    concurrency=4,
+    backend="ray",
+    ray={
+        "workers": 2,
+        "init": {"num_cpus": 2, "log_to_driver": False, "logging_level": logging.ERROR},
+    },
+)
+print(len(on_ray), "rows:", on_ray.counts)
+print("the same answers as the local run:", on_ray.outputs == result.outputs)
+
+# %% [markdown]
+# This cell runs only where Ray is installed (the tutorial tests skip it elsewhere). The tests run
+# the backend on a real local Ray (`tests/test_batch_ray.py`); `bench/README.md` has its overhead
+# per row beside the local backend.
