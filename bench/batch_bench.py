@@ -157,10 +157,28 @@ async def run_openai(base_url: str, rows: list[str], concurrency: int) -> dict[s
             "tool_calls": calls, "outputs": outputs, "errors": errors[:3]}
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads by name ("main" for the main thread)."""
+    spent: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        name = "main" if tid == str(os.getpid()) else stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        spent[name] = spent.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return spent
+
+
 def child(args: argparse.Namespace) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     if args.child == "tinyagent":
         import tinyagent.batch  # noqa: F401
+        if args.delivery_interval is not None:
+            import tinyagent.batch._runner as runner
+
+            runner.DELIVERY_INTERVAL = args.delivery_interval
         target, url = run_tinyagent, args.url
     else:
         import openai  # noqa: F401
@@ -174,16 +192,19 @@ def child(args: argparse.Namespace) -> None:
     out.update(imported)
     out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["cpu_total"] = time.process_time()
+    out["threads"] = thread_cpu()
     print(json.dumps(out), flush=True)
 
 
 # -- the parent: the server, then one fresh process per driver run ----------------------------
 
 def run_driver(name: str, server: Any, rows: int, concurrency: int,
-               expected: str) -> dict[str, Any]:
+               expected: str, delivery_interval: float | None = None) -> dict[str, Any]:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", name,
                "--url", server.url, "--base-url", server.base_url, "--rows", str(rows),
                "--concurrency", str(concurrency), "--expected", expected]
+    if delivery_interval is not None:
+        command += ["--delivery-interval", str(delivery_interval)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     server_cpu = proc_cpu(server.pid)
@@ -202,7 +223,8 @@ def describe(r: dict[str, Any]) -> str:
             f"{r['rows'] / r['wall']:.0f} rows/s in {r['wall']:.1f} s, "
             f"CPU {r['cpu'] / r['rows'] * 1e3:.3f} ms/row ({r['cpu']:.1f} s), "
             f"peak RSS {r['maxrss_mb']:.0f} MB, import {r['import_wall']:.2f} s, "
-            f"server CPU {r['server_cpu']:.1f} s")
+            f"server CPU {r['server_cpu']:.1f} s; threads' CPU (whole process) "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(r.get("threads", {}).items())))
 
 
 def main() -> None:
@@ -214,6 +236,8 @@ def main() -> None:
     parser.add_argument("--drivers", default="tinyagent,openai")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", help="write every run's figures to this file")
+    parser.add_argument("--delivery-interval", type=float, default=None,
+                        help="tinyagent.batch._runner.DELIVERY_INTERVAL for the tinyagent driver")
     # child mode
     parser.add_argument("--child", choices=["tinyagent", "openai"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -242,7 +266,8 @@ def main() -> None:
             if args.rss_rows and "tinyagent" in drivers:
                 plan.insert(0, ("tinyagent", args.rss_rows))
             for name, rows in plan:
-                result = run_driver(name, server, rows, args.concurrency, expected)
+                result = run_driver(name, server, rows, args.concurrency, expected,
+                                    args.delivery_interval)
                 result["loadavg"] = os.getloadavg()[0]
                 runs.append(result)
                 print(describe(result), f"(loadavg {result['loadavg']:.1f})", flush=True)
