@@ -2,8 +2,10 @@
 
 The test double (``ScriptedStreamFn``), the proxy client and the built-in provider (loopback server
 + Rust core, drained batches) must show the same live partial for the same tool-call deltas: the
-same best-effort ``arguments`` mid-stream, the same finished call. And the core's handles are read
-through ``drain()`` batches even on a loop without ``add_reader`` (docs/design.md#python-side).
+same best-effort ``arguments`` mid-stream, the same finished call. The best-effort rule is the
+core's, so the public ``next_event()`` partial fills an unfinished text exactly as they do. And the
+core's handles are read through ``drain()`` batches even on a loop without ``add_reader``
+(docs/design.md#python-side).
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ import threading
 import time
 from typing import Any
 
-from tinyagent import testing
+import pytest
+from support.core_inputs import model_for, options
+
+from tinyagent import _alchemy, testing
+from tinyagent._partial import best_effort_arguments
 from tinyagent.agent_types import (
     AssistantMessage,
     AssistantMessageEvent,
@@ -30,10 +36,24 @@ from tinyagent.proxy_event_handlers import process_proxy_event
 from tinyagent.testing.scripted import ScriptedReply, ScriptedStreamFn, ScriptedToolCall
 
 LIVENESS = 5.0
-#: Cut in threes, every other prefix parses once its braces are closed; a nested object, an array
-#: and a string holding a brace give the closing-braces rule work to do.
+#: Cut in threes, every other prefix stands for an object so far; a nested object, an array and a
+#: string holding a brace give the best-effort rule work to do.
 RAW = '{"a":1,"b":2,"c":3,"d":4,"e":5,"f":{"g":[6,7]},"s":"}"}'
 CHUNK = 3
+#: Argument texts whose every prefix goes through the ``next_event()`` partial: open strings with
+#: escapes, arrays, nesting, numbers cut mid-way, literals, non-ASCII text.
+UNFINISHED = [
+    RAW,
+    '{"path": "a/b.txt", "lines": ["x", "y\\"z"], "n": -1.5e3, "ok": true, "none": null}',
+    '{"q": "é ✓ \\u00e9", "deep": {"k": [[1], {"m": "}"}]}, "e": []}',
+]
+
+
+CORE_CONTEXT: dict[str, Any] = {
+    "system_prompt": "",
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "write it"}]}],
+    "tools": None,
+}
 
 
 def ask() -> Context:
@@ -79,9 +99,9 @@ def real_path() -> Run:
         return asyncio.run(asyncio.wait_for(main(server.url), LIVENESS))
 
 
-def scripted(raw: str = RAW) -> Run:
+def scripted(raw: str = RAW, chunk: int = CHUNK) -> Run:
     reply = ScriptedReply(
-        tool_calls=[ScriptedToolCall("write", raw, id="call_1")], chunk_size=CHUNK
+        tool_calls=[ScriptedToolCall("write", raw, id="call_1")], chunk_size=chunk
     )
     stream_fn = ScriptedStreamFn([reply])
 
@@ -117,6 +137,11 @@ def test_scripted_partial_has_the_real_paths_best_effort_arguments() -> None:
     assert list(double) == prefixes
     assert double['{"a":1,"b":2'] == {"a": 1, "b": 2}
     assert double[RAW[:45]] == {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": {"g": [6, 7]}}
+    # The core's rule: an open array or string is closed, a value still to come is null.
+    head = {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}
+    assert double[RAW[:42]] == {**head, "f": {"g": [6]}}
+    assert double[RAW[:51]] == {**head, "f": {"g": [6, 7]}, "s": None}
+    assert double[RAW[:54]] == {**head, "f": {"g": [6, 7]}, "s": "}"}
     assert double[RAW] == json.loads(RAW)
     # Whatever the core's batches let the real path show, the double shows the same there.
     assert real and set(real) <= set(double)
@@ -136,6 +161,34 @@ def test_finished_calls_agree_on_every_path() -> None:
     broken = '{"a": '
     assert scripted(broken).final_call.model_dump() == proxied(broken).final_call.model_dump()
     assert proxied(broken).final_call.partial_json == broken
+
+
+def next_event_partials(raw: str) -> Seen:
+    """``partial_json`` → ``arguments`` of the public ``next_event()`` partial (built in Rust) at
+    each ``tool_call_delta``, the text streamed one character per chunk."""
+    spec = testing.ToolCallSpec("write", raw, id="call_1", fragment_chars=1)
+    reply = testing.Reply(tool_calls=[spec], chunk_chars=1, delay=0.001)
+    seen: Seen = {}
+    with testing.ModelServer(testing.ScriptedBrain([reply])) as server:
+        handle = _alchemy.openai_completions_stream(model_for(server.url), CORE_CONTEXT, options())
+        while (event := handle.next_event()) is not None:
+            if event["type"] == "tool_call_delta":
+                block = event["partial"]["content"][event["content_index"]]
+                seen[block["partial_json"]] = copy.deepcopy(block["arguments"])
+    return seen
+
+
+@pytest.mark.parametrize("raw", UNFINISHED)
+def test_python_partial_fills_unfinished_arguments_as_next_event_does(raw: str) -> None:
+    core = next_event_partials(raw)
+    # Paced one character per chunk: most prefixes reach the partial on their own.
+    assert len(core) > len(raw) // 2
+    for text, arguments in core.items():
+        assert best_effort_arguments(text) == arguments, text
+    # The builder of every Python stream (here the double's, one character per delta) agrees.
+    double = scripted(raw, chunk=1).seen
+    assert {text: double[text] for text in core} == core
+    assert any(arguments for text, arguments in core.items() if text != raw)
 
 
 class NoReaderLoop(asyncio.SelectorEventLoop):

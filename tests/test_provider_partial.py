@@ -86,10 +86,16 @@ def test_unparsable_tool_arguments_keep_the_raw_text() -> None:
         ('{"a": 1}', {"a": 1}),
         ('{"a": 1', {"a": 1}),
         ('{"a": {"b": 2', {"a": {"b": 2}}),
-        ('{"a": "x', {}),
+        # the core's rule also closes a string or an array, and fills a value still to come
+        ('{"a": "x', {"a": "x"}),
+        ('{"a":1,"c":[1,2', {"a": 1, "c": [1, 2]}),
+        ('{"a": 1, "b":', {"a": 1, "b": None}),
         ('{"a": 1, "b"', {}),
+        ('{"a": {"b": [{"c": 1', {}),  # more to close than the rule tries
         ("", {}),
         ("[1, 2]", {}),
+        # the limit counts UTF-8 bytes, as the core does: 40,007 characters, 80,007 bytes
+        ('{"a": "' + "é" * 40_000, {}),
     ],
 )
 def test_best_effort_arguments(raw: str, parsed: dict) -> None:

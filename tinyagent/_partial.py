@@ -86,34 +86,29 @@ def _delta_event(
     return event
 
 
-def parse_partial_object(text: object) -> dict[str, Any] | None:
-    """The JSON object a possibly unfinished text starts, closing its open braces; else ``None``.
-
-    The one rule for best-effort tool arguments (also the proxy's public ``parse_streaming_json``).
-    """
-    if not isinstance(text, str):
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        stripped = text.strip()
-        missing = stripped.count("{") - stripped.count("}")
-        if stripped.endswith("}") or missing <= 0:
-            return None
-        try:
-            value = json.loads(stripped + "}" * missing)
-        except ValueError:
-            return None
-    return value if isinstance(value, dict) else None
+_core_rule: Callable[[str], dict[str, Any]] | None = None
 
 
 def best_effort_arguments(partial_json: str) -> dict[str, Any]:
-    """Arguments of an unfinished tool call (docs/architecture.md#partial): the object so far, else
-    ``{}``; ``{}`` as well above :data:`BEST_EFFORT_ARGUMENTS_LIMIT` characters, where re-parsing
-    per delta would make a long argument text cost O(n^2)."""
+    """Arguments of an unfinished tool call (docs/architecture.md#partial): the object the text
+    stands for so far, else ``{}``; ``{}`` as well above :data:`BEST_EFFORT_ARGUMENTS_LIMIT`, where
+    re-parsing per delta would make a long argument text cost O(n^2).
+
+    The rule is the Rust core's (``tinyagent._alchemy.partial_arguments``, the one its
+    ``next_event()`` partial applies), so every partial fills the same unfinished text alike.
+    """
+    global _core_rule
+    # Characters never outnumber UTF-8 bytes, so the core would answer {} here too; checked first
+    # so a long text is not encoded for the call on every delta.
     if len(partial_json) > BEST_EFFORT_ARGUMENTS_LIMIT:
         return {}
-    return parse_partial_object(partial_json) or {}
+    if _core_rule is None:
+        # Imported on first use: the proxy and the test double stay importable without the
+        # compiled core until a tool call streams.
+        from tinyagent._alchemy import partial_arguments
+
+        _core_rule = partial_arguments
+    return _core_rule(partial_json)
 
 
 def final_tool_call(call_id: Any, name: Any, raw: str) -> dict[str, Any]:

@@ -10,11 +10,12 @@ logged under ``tinyagent.proxy``, never printed (docs/architecture.md#difference
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from ._partial import PartialBuilder, final_tool_call, parse_partial_object
+from ._partial import PartialBuilder, final_tool_call
 from .agent_types import (
     STOP_REASONS,
     AssistantMessage,
@@ -37,9 +38,24 @@ _STOP_REASON_ALIASES = {"toolUse": "tool_use", "end_turn": "stop", "max_tokens":
 def parse_streaming_json(json_str: str) -> JsonObject | None:
     """Parse a possibly unfinished JSON object by closing its open braces; ``None`` if it can't.
 
-    The package's one best-effort rule (``tinyagent._partial``), kept here under its 1.2.29 name.
+    1.2.29's public function, with 1.2.29's results. No stream uses it: the partials' best-effort
+    arguments follow the core's rule (``tinyagent._partial.best_effort_arguments``), which also
+    closes strings and arrays.
     """
-    return parse_partial_object(json_str)
+    if not isinstance(json_str, str):
+        return None
+    try:
+        value = json.loads(json_str)
+    except ValueError:
+        stripped = json_str.strip()
+        missing = stripped.count("{") - stripped.count("}")
+        if stripped.endswith("}") or missing <= 0:
+            return None
+        try:
+            value = json.loads(stripped + "}" * missing)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
 
 
 def process_proxy_event(
@@ -93,17 +109,19 @@ def _block_start(kind: str) -> ProxyEventHandler:
     return handle
 
 
-def _block_delta(kind: str) -> ProxyEventHandler:
-    cls = TextContent if kind == "text" else ThinkingContent
+def _not_a(partial: AssistantMessage, what: str, index: int, noun: str) -> AssistantMessageEvent:
+    return _fail(partial, f"proxy {what} for content index {index}, which is not {noun}")
+
+
+def _block_delta(kind: str, cls: type, noun: str) -> ProxyEventHandler:
+    """``<kind>_delta``: the delta goes to the block at the event's index, which must be a
+    ``cls`` (``noun`` in the error)."""
+    what = "toolcall_delta" if kind == "tool_call" else f"{kind}_delta"
 
     def handle(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessageEvent:
         index = _index(event)
-        block = _slot(partial, index)
-        if not isinstance(block, cls):
-            return _fail(
-                partial,
-                f"proxy {kind}_delta for content index {index}, which is not a {kind} block",
-            )
+        if not isinstance(_slot(partial, index), cls):
+            return _not_a(partial, what, index, noun)
         delta = event.get("delta")
         return _feed(partial, f"{kind}_delta", index, delta if isinstance(delta, str) else "")
 
@@ -117,9 +135,7 @@ def _block_end(kind: str) -> ProxyEventHandler:
         index = _index(event)
         block = _slot(partial, index)
         if not isinstance(block, cls):
-            return _fail(
-                partial, f"proxy {kind}_end for content index {index}, which is not a {kind} block"
-            )
+            return _not_a(partial, f"{kind}_end", index, f"a {kind} block")
         signature = event.get("contentSignature")
         if signature is not None:
             setattr(block, f"{kind}_signature", signature)
@@ -131,17 +147,6 @@ def _block_end(kind: str) -> ProxyEventHandler:
 
 def _tool_call_start(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessageEvent:
     return _feed(partial, "tool_call_start", _index(event), event.get("id"), event.get("toolName"))
-
-
-def _tool_call_delta(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessageEvent:
-    index = _index(event)
-    call = _slot(partial, index)
-    if not isinstance(call, ToolCallContent):
-        return _fail(
-            partial, f"proxy toolcall_delta for content index {index}, which is not a tool call"
-        )
-    delta = event.get("delta")
-    return _feed(partial, "tool_call_delta", index, delta if isinstance(delta, str) else "")
 
 
 def _tool_call_end(
@@ -190,13 +195,13 @@ def _error(event: dict[str, Any], partial: AssistantMessage) -> AssistantMessage
 _HANDLERS: dict[str, ProxyEventHandler] = {
     "start": _start,
     "text_start": _block_start("text"),
-    "text_delta": _block_delta("text"),
+    "text_delta": _block_delta("text", TextContent, "a text block"),
     "text_end": _block_end("text"),
     "thinking_start": _block_start("thinking"),
-    "thinking_delta": _block_delta("thinking"),
+    "thinking_delta": _block_delta("thinking", ThinkingContent, "a thinking block"),
     "thinking_end": _block_end("thinking"),
     "toolcall_start": _tool_call_start,
-    "toolcall_delta": _tool_call_delta,
+    "toolcall_delta": _block_delta("tool_call", ToolCallContent, "a tool call"),
     "toolcall_end": _tool_call_end,
     "done": _done,
     "error": _error,

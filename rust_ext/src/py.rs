@@ -8,6 +8,7 @@ mod convert;
 mod events;
 mod notifier;
 mod partial;
+pub(crate) mod partial_json;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
