@@ -3,30 +3,20 @@ the provider's ``AssistantMessageEvent``, the ten agent events and ``EventStream
 
 Names, fields and defaults follow the tiny-agent-os 1.2.29 public API (docs/architecture.md#types,
 docs/events.md). Models allow extra keys and skip validation on assignment, as the old package did,
-so user code that attaches its own attributes keeps working.
+so user code that attaches its own attributes keeps working. The messages, their blocks and the JSON
+aliases are defined in ``_messages`` and ``EventStream`` in ``_event_stream``; every name is
+importable from here as in 1.2.29.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import (
-    Annotated,
-    Any,
-    Literal,
-    Protocol,
-    TypeAlias,
-    TypeGuard,
-    TypeVar,
-    runtime_checkable,
-)
+from typing import Any, Literal, Protocol, TypeAlias, TypeGuard, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-from typing_extensions import TypeAliasType
+from pydantic import Field
 
 # EventStream lives in its own module; the 1.2.29 API names it here
 # (docs/architecture.md#public-api).
@@ -34,66 +24,45 @@ from ._event_stream import EventStream as EventStream
 from ._event_stream import EventStreamQueueItem as EventStreamQueueItem
 from ._tool_functions import as_async_execute
 
+# Messages and their blocks live in their own module; the 1.2.29 API names them here, each as
+# `X as X` so type checkers see them re-exported (isort would give every name its own import).
+# isort: off
+from ._messages import (
+    JsonPrimitive as JsonPrimitive,
+    JsonValue as JsonValue,
+    JsonObject as JsonObject,
+    ZERO_USAGE as ZERO_USAGE,
+    new_zero_usage as new_zero_usage,
+    now_ms as now_ms,
+    ModelDumpable as ModelDumpable,
+    dump_model_dumpable as dump_model_dumpable,
+    CacheControl as CacheControl,
+    TextContent as TextContent,
+    ImageContent as ImageContent,
+    ThinkingContent as ThinkingContent,
+    ToolCallContent as ToolCallContent,
+    ToolCall as ToolCall,
+    AssistantContent as AssistantContent,
+    StopReason as StopReason,
+    STOP_REASONS as STOP_REASONS,
+    UserMessage as UserMessage,
+    AssistantMessage as AssistantMessage,
+    ToolResultMessage as ToolResultMessage,
+    CustomAgentMessage as CustomAgentMessage,
+    Message as Message,
+    AgentMessage as AgentMessage,
+    _Model,
+)
+# isort: on
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 # --------------------------------------------------------------------------------------------
-# JSON aliases and small helpers
+# Callback aliases and thinking settings
 # --------------------------------------------------------------------------------------------
 
-JsonPrimitive: TypeAlias = str | int | float | bool | None
-JsonValue = TypeAliasType("JsonValue", "JsonPrimitive | list[JsonValue] | dict[str, JsonValue]")
-JsonObject: TypeAlias = dict[str, Any]
 MaybeAwaitable: TypeAlias = T | Awaitable[T]
-
-#: The canonical all-zero usage (docs/architecture.md#types). Never placed into a message: use
-#: :func:`new_zero_usage` for a fresh copy.
-ZERO_USAGE: JsonObject = {
-    "input": 0,
-    "output": 0,
-    "cache_read": 0,
-    "cache_write": 0,
-    "total_tokens": 0,
-    "cost": {"input": 0.0, "output": 0.0, "cache_read": 0.0, "cache_write": 0.0, "total": 0.0},
-}
-
-
-def new_zero_usage() -> JsonObject:
-    """A fresh deep copy of :data:`ZERO_USAGE`, safe to put into a message and mutate."""
-    return copy.deepcopy(ZERO_USAGE)
-
-
-def now_ms() -> int:
-    """Epoch milliseconds: the only timestamp format the package creates."""
-    return int(time.time() * 1000)
-
-
-@runtime_checkable
-class ModelDumpable(Protocol):
-    def model_dump(self, *, exclude_none: bool = True) -> dict[str, Any]: ...
-
-
-def dump_model_dumpable(value: object, *, where: str) -> dict[str, Any]:
-    """Serialize a message for a provider boundary, with a clear error for anything else."""
-    # pydantic models are checked first: a runtime-Protocol isinstance is slow for every message.
-    if not isinstance(value, BaseModel) and not isinstance(value, ModelDumpable):
-        raise TypeError(f"{where}: expected model payload with model_dump(exclude_none=True)")
-    dumped = value.model_dump(exclude_none=True)
-    if not isinstance(dumped, dict):
-        raise TypeError(f"{where}: model_dump(exclude_none=True) must return a dict")
-    return dumped
-
-
-class _Model(BaseModel):
-    """Base of every pydantic type here: extra keys kept, assignment not validated."""
-
-    # defer_build: each model builds its validator on first use, not at import time.
-    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True, defer_build=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Content blocks and messages (docs/architecture.md#types)
-# --------------------------------------------------------------------------------------------
 
 
 class ThinkingLevel(StrEnum):
@@ -108,92 +77,6 @@ class ThinkingLevel(StrEnum):
 class ThinkingBudgets(_Model):
     thinking_budget: int | None = None
     max_tokens: int | None = None
-
-
-class CacheControl(_Model):
-    type: str | None = None
-
-
-class TextContent(_Model):
-    type: Literal["text"] = "text"
-    text: str | None = None
-    text_signature: str | None = None
-    cache_control: CacheControl | None = None
-
-
-class ImageContent(_Model):
-    type: Literal["image"] = "image"
-    url: str | None = None
-    mime_type: str | None = None
-
-
-class ThinkingContent(_Model):
-    type: Literal["thinking"] = "thinking"
-    thinking: str | None = None
-    thinking_signature: str | None = None
-    cache_control: CacheControl | None = None
-
-
-class ToolCallContent(_Model):
-    type: Literal["tool_call"] = "tool_call"
-    id: str | None = None
-    name: str | None = None
-    arguments: JsonObject = Field(default_factory=dict)
-    partial_json: str | None = None
-
-
-ToolCall = ToolCallContent
-
-AssistantContent: TypeAlias = TextContent | ThinkingContent | ToolCallContent
-_AssistantBlock = Annotated[AssistantContent, Field(discriminator="type")]
-_UserBlock = Annotated[TextContent | ImageContent, Field(discriminator="type")]
-
-StopReason: TypeAlias = Literal[
-    "complete", "error", "aborted", "tool_calls", "stop", "length", "tool_use"
-]
-STOP_REASONS: frozenset[str] = frozenset(
-    {"complete", "error", "aborted", "tool_calls", "stop", "length", "tool_use"}
-)
-
-
-class UserMessage(_Model):
-    role: Literal["user"] = "user"
-    content: list[_UserBlock] = Field(default_factory=list)
-    timestamp: int | None = None
-
-
-class AssistantMessage(_Model):
-    role: Literal["assistant"] = "assistant"
-    content: list[_AssistantBlock | None] = Field(default_factory=list)
-    stop_reason: StopReason | None = None
-    timestamp: int | None = None
-    api: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    usage: JsonObject | None = None
-    error_message: str | None = None
-
-
-class ToolResultMessage(_Model):
-    role: Literal["tool_result"] = "tool_result"
-    tool_call_id: str | None = None
-    tool_name: str | None = None
-    content: list[_UserBlock] = Field(default_factory=list)
-    details: JsonObject = Field(default_factory=dict)
-    is_error: bool = False
-    terminate: bool = Field(default=False, exclude=True)
-    timestamp: int | None = None
-
-
-class CustomAgentMessage(_Model):
-    """Base for application messages; the default ``convert_to_llm`` never sends them."""
-
-    role: str = ""
-    timestamp: int | None = None
-
-
-Message: TypeAlias = UserMessage | AssistantMessage | ToolResultMessage
-AgentMessage: TypeAlias = Message | CustomAgentMessage
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,4 +412,3 @@ class AgentLoopConfig:
     session_id: str | None = None
     thinking_level: ThinkingLevel | None = None
     max_turns: int | None = 100
-
