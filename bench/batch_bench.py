@@ -175,10 +175,10 @@ def child(args: argparse.Namespace) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     if args.child == "tinyagent":
         import tinyagent.batch  # noqa: F401
-        if args.delivery_interval is not None:
+        if args.every_event:
             import tinyagent.batch._runner as runner
 
-            runner.DELIVERY_INTERVAL = args.delivery_interval
+            runner.ENDS_ONLY = False
         target, url = run_tinyagent, args.url
     else:
         import openai  # noqa: F401
@@ -199,12 +199,12 @@ def child(args: argparse.Namespace) -> None:
 # -- the parent: the server, then one fresh process per driver run ----------------------------
 
 def run_driver(name: str, server: Any, rows: int, concurrency: int,
-               expected: str, delivery_interval: float | None = None) -> dict[str, Any]:
+               expected: str, every_event: bool = False) -> dict[str, Any]:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", name,
                "--url", server.url, "--base-url", server.base_url, "--rows", str(rows),
                "--concurrency", str(concurrency), "--expected", expected]
-    if delivery_interval is not None:
-        command += ["--delivery-interval", str(delivery_interval)]
+    if every_event:
+        command.append("--every-event")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     server_cpu = proc_cpu(server.pid)
@@ -236,8 +236,9 @@ def main() -> None:
     parser.add_argument("--drivers", default="tinyagent,openai")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", help="write every run's figures to this file")
-    parser.add_argument("--delivery-interval", type=float, default=None,
-                        help="tinyagent.batch._runner.DELIVERY_INTERVAL for the tinyagent driver")
+    parser.add_argument("--every-event", action="store_true",
+                        help="tinyagent rows read every token (tinyagent.batch._runner.ENDS_ONLY "
+                             "= False), as before rows delivered only their ends")
     # child mode
     parser.add_argument("--child", choices=["tinyagent", "openai"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -267,7 +268,7 @@ def main() -> None:
                 plan.insert(0, ("tinyagent", args.rss_rows))
             for name, rows in plan:
                 result = run_driver(name, server, rows, args.concurrency, expected,
-                                    args.delivery_interval)
+                                    args.every_event)
                 result["loadavg"] = os.getloadavg()[0]
                 runs.append(result)
                 print(describe(result), f"(loadavg {result['loadavg']:.1f})", flush=True)

@@ -185,10 +185,6 @@ class BatchEventSource:
         self._ended = False  # terminal event seen, or the start failed
         self._start_error: Exception | None = None
         self._discard = False  # nobody iterates any more: drain only to reach the end
-        # set_interval(): wake the reader at most once per interval (events wait, in the core)
-        self._interval = 0.0
-        self._delivered = float("-inf")  # loop time of the last wake-up
-        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def final(self) -> AssistantMessage | None:
@@ -222,13 +218,6 @@ class BatchEventSource:
         self._discard = True
         self._buffer.clear()
 
-    def set_interval(self, seconds: float) -> None:
-        """Wake the reader at most once per ``seconds``: a first event after a quiet spell goes at
-        once, later ones wait until ``seconds`` after the last wake-up, collected in the core
-        meanwhile, and are delivered together (one drain, one wake-up of the awaiting task instead
-        of one per event). For readers nobody watches token by token (batch rows)."""
-        self._interval = max(0.0, float(seconds))
-
     def notify(self) -> None:
         """Dispatcher callback: the handle has undrained events."""
         self._ready = True
@@ -237,30 +226,6 @@ class BatchEventSource:
                 self._drain()
             except Exception:
                 logger.debug("closed stream failed while draining", exc_info=True)
-        if not self._waiters:
-            return
-        if self._interval and not self._ends():
-            if self._timer is not None:
-                return  # a wake-up is due already
-            loop = asyncio.get_running_loop()
-            due = self._delivered + self._interval
-            if loop.time() < due:
-                self._timer = loop.call_at(due, self._wake)
-                return
-        self._wake()
-
-    def _ends(self) -> bool:
-        """Whether the handle's terminal event is queued (the end of a turn is never held back);
-        a handle without ``ended`` is taken to have one at every wake-up."""
-        ended = getattr(self._handle, "ended", True)
-        return bool(ended)
-
-    def _wake(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._interval:
-            self._delivered = asyncio.get_running_loop().time()
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)

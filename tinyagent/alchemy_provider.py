@@ -333,7 +333,6 @@ class AlchemyStreamResponse:
         self._thread_events_done = False
         self._watch: asyncio.Task[None] | None = None
         self._listener: Callable[[], None] | None = None  # on a signal with add_listener
-        self._interval = 0.0
         # Default: a handle with the batch interface is taken to come from the real core. A
         # module stand-in without a Notifier passes None, and its handles go through a thread.
         if _notifier_factory is _CORE_NOTIFIER:
@@ -397,21 +396,19 @@ class AlchemyStreamResponse:
             PartialBuilder(self._partial, self._scrub),
             self._scrub,
         )
-        if self._interval:
-            self._batch.set_interval(self._interval)
         return self._batch
 
-    def set_delivery_interval(self, seconds: float) -> None:
-        """Deliver events at most once per ``seconds`` (0, the default: as they arrive).
+    def deliver_ends_only(self) -> None:
+        """From now on iterate only the events that open, retry or end the stream.
 
-        Events that arrive within the interval after a delivery wait in the core and come
-        together: fewer wake-ups of the awaiting task, at the price of up to ``seconds`` of
-        latency per event. For consumers that do not show tokens as they come, such as batch
-        rows (docs/batch.md#cpu). No effect on a handle read from a thread.
+        The tokens never leave the core: no wake-up, drain, partial update or event object per
+        token; ``result()`` is the same final message. For readers that do not show tokens as
+        they come, such as batch rows (docs/batch.md#cpu). A handle without this ability (the
+        ``_handle`` seam) keeps delivering everything.
         """
-        self._interval = max(0.0, float(seconds))
-        if self._batch is not None:
-            self._batch.set_interval(self._interval)
+        deliver = getattr(self._handle, "deliver_ends_only", None)
+        if callable(deliver):
+            deliver()
 
     def _thread_worker(self) -> HandleWorker:
         if self._worker is None:

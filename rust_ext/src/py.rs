@@ -317,11 +317,11 @@ impl StreamHandle {
         self.lock(py).finished
     }
 
-    /// True once the stream has ended in the core: its terminal event is queued (or was handed
-    /// out already), so the next `drain()` ends it. Never blocks.
-    #[getter]
-    fn ended(&self) -> bool {
-        self.start_error.is_some() || self.queue.final_message().is_some()
+    /// From now on hand out only the events that open, retry or end the stream (`drain()` and
+    /// `next_event()` alike): the tokens are never queued, so they wake nobody. For readers that
+    /// want the final message only, such as batch rows (docs/batch.md#cpu).
+    fn deliver_ends_only(&self) {
+        self.queue.deliver_ends_only();
     }
 
     fn __repr__(&self) -> String {

@@ -37,6 +37,13 @@ struct QueueInner {
     waker: Option<(Arc<NotifierCore>, u64)>,
     /// True when the next push must mark the token ready (cleared by marking, set by draining).
     armed: bool,
+    /// `deliver_ends_only`: keep only the events that open, retry or end the stream.
+    ends_only: bool,
+}
+
+/// The events an ends-only reader still gets: the message opens, a retry, the end.
+fn opens_retries_or_ends(item: &Queued) -> bool {
+    matches!(item.event, Event::Start | Event::Retry { .. }) || item.event.is_terminal()
 }
 
 /// The queue of one stream.
@@ -57,9 +64,8 @@ impl StreamQueue {
 
     /// Append a batch. `final_message` is given with the batch holding the terminal event.
     ///
-    /// The token is marked on the empty → non-empty transition, and once more with the terminal
-    /// batch even when earlier events are still undrained: a reader that holds its drains back
-    /// (`set_delivery_interval`) learns at once that the stream has ended.
+    /// The token is marked on the empty → non-empty transition only: a reader wakes once per
+    /// drain, however many events arrived meanwhile.
     pub fn push(
         &self,
         batch: impl IntoIterator<Item = Queued>,
@@ -67,8 +73,13 @@ impl StreamQueue {
     ) {
         let mut inner = self.lock();
         let before = inner.events.len();
-        inner.events.extend(batch);
-        let ends = final_message.is_some();
+        if inner.ends_only {
+            inner
+                .events
+                .extend(batch.into_iter().filter(opens_retries_or_ends));
+        } else {
+            inner.events.extend(batch);
+        }
         if let Some(message) = final_message {
             inner.final_message = Some(Arc::new(message));
         }
@@ -80,13 +91,18 @@ impl StreamQueue {
                 notifier.mark(*token);
                 inner.armed = false;
             }
-        } else if ends {
-            if let Some((notifier, token)) = &inner.waker {
-                notifier.mark_once(*token);
-            }
         }
         drop(inner);
         self.ready.notify_all();
+    }
+
+    /// From now on keep only the events that open, retry or end the stream (and drop the
+    /// others already queued): for readers that want the final message, not its tokens. The
+    /// stream state still sees every event; nothing per token is queued, woken or drained.
+    pub fn deliver_ends_only(&self) {
+        let mut inner = self.lock();
+        inner.ends_only = true;
+        inner.events.retain(opens_retries_or_ends);
     }
 
     /// Move every queued event into `into`; re-arms the notifier hook.
@@ -176,20 +192,7 @@ impl NotifierCore {
     }
 
     pub fn mark(&self, token: u64) {
-        self.mark_if(token, false);
-    }
-
-    /// [`NotifierCore::mark`] unless `token` is ready already (a token is reported once per
-    /// `take_ready`). For the terminal batch of a stream whose earlier events wait undrained.
-    pub fn mark_once(&self, token: u64) {
-        self.mark_if(token, true);
-    }
-
-    fn mark_if(&self, token: u64, unless_ready: bool) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if unless_ready && state.tokens.contains(&token) {
-            return;
-        }
         state.tokens.push(token);
         if !state.signalled {
             state.signalled = true;
@@ -393,32 +396,38 @@ mod tests {
     }
 
     #[test]
-    fn the_terminal_batch_marks_again_while_earlier_events_wait() {
+    fn ends_only_queues_start_retries_and_the_end_and_wakes_for_nothing_else() {
         let queue = StreamQueue::new();
         let notifier = NotifierCore::new().unwrap();
         queue.attach(notifier.clone(), 5);
-        queue.push([delta("a")], None);
+        queue.push([Queued::plain(Event::Start), delta("a")], None);
+        queue.deliver_ends_only(); // drops the queued delta, keeps the start
         assert_eq!(notifier.take_ready(), vec![5]);
-        queue.push([delta("b")], None);
-        assert!(notifier.take_ready().is_empty());
-        let done = Queued::plain(Event::Done {
-            reason: StopReason::Stop,
-        });
-        queue.push([done], Some(final_message()));
-        assert!(readable(&notifier));
-        assert_eq!(notifier.take_ready(), vec![5]);
-        // not reported twice when the earlier mark was not taken yet
-        let other = StreamQueue::new();
-        other.attach(notifier.clone(), 6);
-        other.push([delta("a")], None);
-        let done = Queued::plain(Event::Done {
-            reason: StopReason::Stop,
-        });
-        other.push([done], Some(final_message()));
-        assert_eq!(notifier.take_ready(), vec![6]);
         let mut taken = VecDeque::new();
         queue.take_all(&mut taken);
-        assert_eq!(taken.len(), 3);
+        assert!(matches!(taken[0].event, Event::Start));
+        assert_eq!(taken.len(), 1);
+        queue.push([delta("b"), delta("c")], None);
+        assert!(notifier.take_ready().is_empty()); // no wake-up for tokens
+        assert!(!readable(&notifier));
+        let retry = Queued::plain(Event::Retry {
+            attempt: 1,
+            delay: 0.5,
+            reason: "HTTP 429".into(),
+        });
+        queue.push([retry], None);
+        assert_eq!(notifier.take_ready(), vec![5]);
+        let done = Queued::plain(Event::Done {
+            reason: StopReason::Stop,
+        });
+        queue.push([delta("d"), done], Some(final_message()));
+        assert!(notifier.take_ready().is_empty()); // marked once until the reader drains
+        taken.clear();
+        queue.take_all(&mut taken);
+        assert!(matches!(taken[0].event, Event::Retry { .. }));
+        assert!(taken[1].event.is_terminal());
+        assert_eq!(taken.len(), 2);
+        assert!(queue.final_message().is_some());
     }
 
     #[test]
