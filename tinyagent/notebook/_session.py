@@ -23,6 +23,7 @@ from IPython.core.error import UsageError
 
 from tinyagent.agent_types import ImageContent, TextContent, UserMessage, now_ms
 
+from . import _map_cell
 from ._config import Resolved, convert_setting, load_dotenv, render_mode
 from ._conversation import AgentRun, Conversation, RunSpec, execute
 from ._interrupt import run_blocking, running_loop, start_in_worker
@@ -99,17 +100,6 @@ def open_session(shell: Any) -> tuple[NotebookSession, bool]:
     session = NotebookSession(shell)
     setattr(shell, SESSION_ATTRIBUTE, session)
     return session, True
-
-
-@dataclasses.dataclass
-class MapCell:
-    """A ``%%agent --map`` cell ready to run (``options``: ``arun_batch``'s keywords)."""
-
-    config: Any
-    rows: Any
-    options: dict[str, Any]
-    relay: Any
-    args: argparse.Namespace
 
 
 @dataclasses.dataclass
@@ -326,7 +316,7 @@ class NotebookSession:
                 parts: list[TextContent | ImageContent] = [TextContent(text=text)]
                 parts += [TextContent(text=b) for b in blocks]
                 prompt = UserMessage(content=parts, timestamp=now_ms())
-        tools, overrides, resolved = self._routing(conv, args)
+        tools, overrides, resolved = self.routing(conv, args)
         if args.new:
             conv.agent.reset()
         if args.replay or args.record:
@@ -366,7 +356,7 @@ class NotebookSession:
         conv.current = run  # visible to %agent stop/steer before the run's loop picks it up
         return CellRun(conv, spec, run, background=bool(args.bg))
 
-    def _routing(
+    def routing(
         self, conv: Conversation, args: argparse.Namespace
     ) -> tuple[list[Any] | None, dict[str, str], Resolved | None]:
         """The cell's tools, ``--agent`` overrides and resolved settings (sticky ones stored)."""
@@ -393,76 +383,19 @@ class NotebookSession:
             resolved = self.resolve(conv)
         return tools, overrides, resolved
 
-    # -- %%agent --map -----------------------------------------------------------------------
+    # -- %%agent --map (_map_cell.py) -------------------------------------------------------
 
-    def prepare_map(self, args: argparse.Namespace, cell: str) -> MapCell | None:
-        """``%%agent --map VAR``: the body is a ``str.format`` template over each row of ``VAR``
-        (never the namespace); ``None`` when refused (the missing-key banner is shown)."""
-        from tinyagent.batch._progress import make_progress
+    def prepare_map(self, args: argparse.Namespace, cell: str) -> _map_cell.MapCell | None:
+        """The batch of a ``%%agent --map VAR`` cell; ``None`` when refused."""
+        return _map_cell.prepare_map(self, args, cell)
 
-        from ._batch_progress import StopRelay, check_template, map_config
+    async def run_map(self, cell: _map_cell.MapCell) -> Any:
+        """The batch awaited on the kernel loop; its result, stored in the namespace."""
+        return await _map_cell.run_map(self, cell)
 
-        for flag in ("bg", "kernel", "yes", "confirm", "code", "replay", "record"):
-            if getattr(args, flag):
-                raise UsageError(f"--{flag} cannot be combined with --map")
-        if args.agent and args.name:
-            raise UsageError("--agent and --name cannot be combined")
-        rows = self.user_ns.get(args.map, _MISSING)
-        if rows is _MISSING:
-            raise UsageError(f"--map {args.map}: no such variable in the namespace")
-        template = cell.rstrip("\r\n")
-        if not template.strip():
-            raise UsageError("%%agent --map needs a template in the cell body: Classify: {text}")
-        check_template(template, rows, args.map)
-        load_dotenv()
-        conv = self.conversation(args.name, args.agent)
-        tools, overrides, resolved = self._routing(conv, args)
-        mode = "quiet" if args.quiet else self.render_mode()
-        if resolved is not None:
-            missing = resolved.missing_key_message()
-            if missing is not None:
-                AgentRun(conv, make_renderer(mode)).refuse(missing)
-                return None
-        config = map_config(conv.agent, args, tools, overrides, resolved)
-        options: dict[str, Any] = {"prompt": template, "budget": args.budget}
-        if args.concurrency is not None:
-            options["concurrency"] = args.concurrency
-        if isinstance(args.cache, str):
-            options["cache"] = str(Path(args.cache).expanduser())
-        relay = StopRelay(None if args.quiet else make_progress(True))
-        return MapCell(config, rows, options, relay, args)
-
-    async def run_map(self, cell: MapCell) -> Any:
-        """The transformer path: the batch on the kernel loop (Stop or an interrupt: partial)."""
-        from tinyagent.batch import arun_batch
-        from tinyagent.batch._rows import PromptError
-
-        try:
-            result = await arun_batch(cell.config, cell.rows, progress=cell.relay, **cell.options)
-        except PromptError as exc:
-            raise UsageError(f"%%agent --map {cell.args.map}: {exc}") from None
-        return self._store_map(cell, result)
-
-    def run_map_blocking(self, cell: MapCell) -> Any:
-        """No one can await: the batch on a worker-thread loop, joined; Ctrl-C stops it."""
-        stop = cell.relay.stop
-        return run_blocking(lambda: self.run_map(cell), on_interrupt=lambda: stop("interrupted"))
-
-    def _store_map(self, cell: MapCell, result: Any) -> Any:
-        from ._batch_progress import BatchSummary
-
-        namespace = self.user_ns
-        namespace["_agent_batch"] = result
-        if cell.args.out:
-            try:
-                namespace[cell.args.out] = result.to_pandas()
-            except ImportError:  # no pandas: the BatchResult itself
-                namespace[cell.args.out] = result
-        if not cell.args.quiet:
-            from IPython.display import display
-
-            display(BatchSummary(result, cell.args.map))
-        return result
+    def run_map_blocking(self, cell: _map_cell.MapCell) -> Any:
+        """The batch on a worker-thread loop, joined; its result, stored in the namespace."""
+        return _map_cell.run_map_blocking(self, cell)
 
     def start_background(self, cell: CellRun) -> AgentRun:
         """``--bg``: a task on the running loop (a worker loop when none runs); the handle."""
