@@ -2,8 +2,9 @@
 
 Split from :mod:`tinyagent.agent_types`, which re-exports every name (the 1.2.29 import path):
 the JSON aliases, the usage and timestamp helpers, the four blocks and the four message kinds
-(docs/architecture.md#types). A leaf module (pydantic only), so the rest of ``agent_types`` can
-build on it without an import cycle.
+(docs/architecture.md#types). Also two rules over messages that :mod:`tinyagent.agent` names:
+``extract_text`` and ``default_convert_to_llm``. A leaf module (pydantic only), so the rest of
+``agent_types`` can build on it without an import cycle.
 """
 
 from __future__ import annotations
@@ -157,3 +158,18 @@ class CustomAgentMessage(_Model):
 
 Message: TypeAlias = UserMessage | AssistantMessage | ToolResultMessage
 AgentMessage: TypeAlias = Message | CustomAgentMessage
+
+
+_LLM_ROLES = ("user", "assistant", "tool_result")
+
+
+async def default_convert_to_llm(messages: list[AgentMessage]) -> list[Message]:
+    """Keep the messages a provider understands: user, assistant and tool results."""
+    return [m for m in messages if getattr(m, "role", None) in _LLM_ROLES]  # type: ignore[misc]
+
+
+def extract_text(message: AgentMessage | None) -> str:
+    """The concatenated text blocks of a user, assistant or tool-result message."""
+    if not isinstance(message, (UserMessage, AssistantMessage, ToolResultMessage)):
+        return ""
+    return "".join(b.text for b in message.content if isinstance(b, TextContent) and b.text)

@@ -15,8 +15,9 @@ import logging
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from ._agent_run import (
     DEFAULT_MODE,
@@ -30,6 +31,7 @@ from ._agent_run import (
     run_events,
     text_pieces,
 )
+from ._messages import default_convert_to_llm, extract_text
 from ._run_errors import REPORTED_BY_CALLER, AgentRunError, log_run_error
 from ._run_options import RunOptions, pick
 from ._run_options import check as check_options
@@ -48,16 +50,12 @@ from .agent_types import (
     BeforeToolCallFn,
     ConvertToLlmFn,
     ImageContent,
-    Message,
     Model,
     ShouldStopAfterTurnFn,
     StreamFn,
-    TextContent,
     ThinkingBudgets,
     ThinkingLevel,
-    ToolResultMessage,
     TransformContextFn,
-    UserMessage,
 )
 from .batch._map import agent_map
 from .caching import add_cache_breakpoints
@@ -80,24 +78,16 @@ ConvertToLlmCallback = ConvertToLlmFn
 TransformContextCallback = TransformContextFn
 ApiKeyResolverCallback = ApiKeyResolver
 
+#: What ``prompt()``, ``prompt_text()``, ``stream()`` and ``stream_text()`` take: a ``str`` (which
+#: may come with images), one message or a list of them.
+PromptInput: TypeAlias = str | AgentMessage | list[AgentMessage]
+Images: TypeAlias = list[ImageContent] | None
+
 _BUSY_PROMPT = (
     "Agent is already processing a prompt. Use steer() or follow_up() to queue messages, "
     "or wait for completion."
 )
 _BUSY_CONTINUE = "Agent is already processing. Wait for completion before continuing."
-_LLM_ROLES = ("user", "assistant", "tool_result")
-
-
-async def default_convert_to_llm(messages: list[AgentMessage]) -> list[Message]:
-    """Keep the messages a provider understands: user, assistant and tool results."""
-    return [m for m in messages if getattr(m, "role", None) in _LLM_ROLES]  # type: ignore[misc]
-
-
-def extract_text(message: AgentMessage | None) -> str:
-    """The concatenated text blocks of a user, assistant or tool-result message."""
-    if not isinstance(message, (UserMessage, AssistantMessage, ToolResultMessage)):
-        return ""
-    return "".join(b.text for b in message.content if isinstance(b, TextContent) and b.text)
 
 
 def _final_error(messages: list[AgentMessage]) -> AssistantMessage | None:
@@ -300,11 +290,7 @@ class Agent:
             await asyncio.to_thread(run.finished.wait)
 
     async def prompt(
-        self,
-        input: str | AgentMessage | list[AgentMessage],
-        images: list[ImageContent] | None = None,
-        *,
-        options: RunOptions | None = None,
+        self, input: PromptInput, images: Images = None, *, options: RunOptions | None = None
     ) -> AgentMessage:
         """Run the loop on ``input``; return the last assistant message of this run.
 
@@ -314,11 +300,7 @@ class Agent:
         return await self._complete(run)
 
     async def prompt_text(
-        self,
-        input: str | AgentMessage | list[AgentMessage],
-        images: list[ImageContent] | None = None,
-        *,
-        options: RunOptions | None = None,
+        self, input: PromptInput, images: Images = None, *, options: RunOptions | None = None
     ) -> str:
         """The reply's text; raises :class:`AgentRunError` when the run ended in an error.
 
@@ -339,37 +321,23 @@ class Agent:
         return await self._complete(run)
 
     async def stream(
-        self,
-        input: str | AgentMessage | list[AgentMessage],
-        images: list[ImageContent] | None = None,
-        *,
-        options: RunOptions | None = None,
+        self, input: PromptInput, images: Images = None, *, options: RunOptions | None = None
     ) -> AsyncGenerator[AgentEvent, None]:
         """The events of a ``prompt()`` run, as listeners get them. Closing it early aborts."""
         prompts = normalize_input(input, images)
         run = self._begin_run(_BUSY_PROMPT, prompts, outbox=True, options=options)
-        events = run_events(run)
-        try:
+        async with aclosing(run_events(run)) as events:
             async for event in events:
                 yield event
-        finally:
-            await events.aclose()
 
     async def stream_text(
-        self,
-        input: str | AgentMessage | list[AgentMessage],
-        images: list[ImageContent] | None = None,
-        *,
-        options: RunOptions | None = None,
+        self, input: PromptInput, images: Images = None, *, options: RunOptions | None = None
     ) -> AsyncGenerator[str, None]:
         """The reply's text as it streams: each ``text_delta``; from a provider that sends no
         deltas, each text block's full text at its ``text_end``."""
-        events = text_pieces(self.stream(input, images, options=options))
-        try:
-            async for piece in events:
+        async with aclosing(text_pieces(self.stream(input, images, options=options))) as pieces:
+            async for piece in pieces:
                 yield piece
-        finally:
-            await events.aclose()
 
     def _run_model(self, options: RunOptions | None) -> Model | None:
         return self._state.model if options is None else pick(options.model, self._state.model)
