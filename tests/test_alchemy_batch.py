@@ -9,20 +9,12 @@ import time
 from typing import Any
 
 import pytest
-from support.core_inputs import model_for, options
+from support.core_inputs import context, model_for, options
 
 from tinyagent import _alchemy
 from tinyagent.testing import ModelServer, Reply, ScriptedBrain, ToolCallSpec
 
-CONTEXT: dict[str, Any] = {
-    "system_prompt": "",
-    "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-    "tools": None,
-}
-
-
-
-
+CONTEXT = context()
 
 
 async def drain_all(handles: dict[int, Any], timeout: float = 30.0) -> dict[int, list[tuple]]:

@@ -10,21 +10,13 @@ import time
 from typing import Any
 
 import pytest
-from support.core_inputs import model_for, options
+from support.core_inputs import context, model_for, options
 
 from tinyagent import _alchemy
 from tinyagent.testing import Fault, ModelServer, Reply, ScriptedBrain
 
-CONTEXT: dict[str, Any] = {
-    "system_prompt": "",
-    "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-    "tools": None,
-}
+CONTEXT = context()
 SLOW = Reply(text=" ".join(f"w{i}" for i in range(40)), chunking="words", delay=0.5)
-
-
-
-
 
 
 def read_all(handle: Any) -> list[dict[str, Any]]:

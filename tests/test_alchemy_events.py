@@ -8,22 +8,14 @@ import time
 from typing import Any
 
 import pytest
-from support.core_inputs import model_for, options
+from support.core_inputs import context, model_for, options
 
 from tinyagent import _alchemy
 from tinyagent.testing import ModelServer, Reply, ScriptedBrain, ToolCallSpec
 
-CONTEXT: dict[str, Any] = {
-    "system_prompt": "",
-    "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-    "tools": None,
-}
+CONTEXT = context()
 USAGE_KEYS = {"input", "output", "cache_read", "cache_write", "total_tokens", "cost"}
 COST_KEYS = {"input", "output", "cache_read", "cache_write", "total"}
-
-
-
-
 
 
 def read_all(handle: Any) -> list[dict[str, Any]]:

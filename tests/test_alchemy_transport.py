@@ -13,21 +13,13 @@ import time
 from typing import Any
 
 import pytest
-from support.core_inputs import model_for, options
+from support.core_inputs import context, model_for, options
 
 from tinyagent import _alchemy
 from tinyagent.testing import Fault, ModelServer, Reply, ScriptedBrain
 
-CONTEXT: dict[str, Any] = {
-    "system_prompt": "",
-    "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-    "tools": None,
-}
+CONTEXT = context()
 KEY = "sk-test-secret-1234567890"
-
-
-
-
 
 
 def collect(url: str, **opts: Any) -> dict[str, Any]:
@@ -258,12 +250,8 @@ def _settled(baseline: tuple[int, int], timeout: float = 3.0) -> tuple[int, int]
         time.sleep(0.05)
 
 
-def _context(prompt: str) -> dict[str, Any]:
-    return {**CONTEXT, "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}]}
-
-
 def _stream(url: str, prompt: str) -> Any:
-    return _alchemy.openai_completions_stream(model_for(url), _context(prompt), options())
+    return _alchemy.openai_completions_stream(model_for(url), context(prompt), options())
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")

@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from support.agent_support import sum_tool
 
-from tinyagent import Agent, AgentOptions, AgentTool, AgentToolResult, TextContent
+from tinyagent import Agent, AgentOptions
 from tinyagent.agent import extract_text
 from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
 from tinyagent.testing import DemoBrain, ModelServer, RecordingBrain, ReplayBrain
@@ -29,22 +30,7 @@ UPSTREAM_KEY = "sk-upstream-never-stored-1234"
 CLIENT_KEY = "sk-client-never-stored-5678"
 
 
-async def _sum(
-    tool_call_id: str, args: dict[str, Any], signal: Any, on_update: Any
-) -> AgentToolResult:
-    return AgentToolResult(content=[TextContent(text=str(args["a"] + args["b"]))])
-
-
-SUM = AgentTool(
-    name="sum",
-    description="Add two numbers",
-    execute=_sum,
-    parameters={
-        "type": "object",
-        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-        "required": ["a", "b"],
-    },
-)
+SUM = sum_tool()
 
 
 def make_agent(url: str, model_id: str = "tinyagent-demo") -> Agent:

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
+from support.agent_support import SUM_SCHEMA, sum_tool
 
-from tinyagent import Agent, AgentOptions, AgentTool, AgentToolResult, agent_types
+from tinyagent import Agent, AgentOptions, agent_types
 from tinyagent.agent_types import (
     AssistantMessage,
     AssistantMessageEvent,
@@ -362,19 +363,10 @@ def test_signal_aborts_the_stream() -> None:
 
 
 def test_stream_rust_binding_as_an_agent_stream_fn_with_a_tool() -> None:
-    async def add(call_id: str, args: dict, signal: Any, on_update: Any) -> AgentToolResult:
-        return AgentToolResult(content=[TextContent(text=str(args["a"] + args["b"]))])
-
-    schema = {
-        "type": "object",
-        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-        "required": ["a", "b"],
-    }
-
     async def main(url: str) -> Any:
         agent = Agent(AgentOptions(stream_fn=stream_rust_binding))
         agent.set_model(RustBindingModel(provider="local", id="demo", base_url=url))
-        agent.set_tools([AgentTool(name="sum", description="Add", parameters=schema, execute=add)])
+        agent.set_tools([sum_tool()])
         text = await agent.prompt_text("Please use sum to add 2 and 40.")
         return text, agent.state.messages
 
@@ -384,7 +376,7 @@ def test_stream_rust_binding_as_an_agent_stream_fn_with_a_tool() -> None:
     assert [m.role for m in messages] == ["user", "assistant", "tool_result", "assistant"]
     assert messages[2].content[0].text == "42" and "42" in text
     assert first["tools"][0]["function"]["name"] == "sum"
-    assert first["tools"][0]["function"]["parameters"] == schema
+    assert first["tools"][0]["function"]["parameters"] == SUM_SCHEMA
     assert second["messages"][-1]["role"] == "tool" and second["messages"][-1]["content"] == "42"
 
 

@@ -27,6 +27,7 @@ from support.conformance_support import (
     load_cases,
     reply_for,
 )
+from support.core_inputs import context
 
 from tinyagent import _alchemy
 from tinyagent.testing import ModelServer
@@ -35,11 +36,7 @@ CASE_IDS = [case["id"] for case in load_cases()]
 
 # A custom provider (docs/wire.md#keys): no API key is needed and no Authorization header is sent.
 PROVIDER = "conformance-replay"
-CONTEXT: dict[str, Any] = {
-    "system_prompt": "",
-    "messages": [{"role": "user", "content": [{"type": "text", "text": "replay"}]}],
-    "tools": None,
-}
+CONTEXT = context("replay")
 
 
 class _Summary:

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import pytest
-from support.core_inputs import model_for, options
+from support.core_inputs import context, model_for, options
 
 from tinyagent import _alchemy, testing
 from tinyagent._partial import best_effort_arguments
@@ -47,13 +47,6 @@ UNFINISHED = [
     '{"path": "a/b.txt", "lines": ["x", "y\\"z"], "n": -1.5e3, "ok": true, "none": null}',
     '{"q": "é ✓ \\u00e9", "deep": {"k": [[1], {"m": "}"}]}, "e": []}',
 ]
-
-
-CORE_CONTEXT: dict[str, Any] = {
-    "system_prompt": "",
-    "messages": [{"role": "user", "content": [{"type": "text", "text": "write it"}]}],
-    "tools": None,
-}
 
 
 def ask() -> Context:
@@ -170,7 +163,9 @@ def next_event_partials(raw: str) -> Seen:
     reply = testing.Reply(tool_calls=[spec], chunk_chars=1, delay=0.001)
     seen: Seen = {}
     with testing.ModelServer(testing.ScriptedBrain([reply])) as server:
-        handle = _alchemy.openai_completions_stream(model_for(server.url), CORE_CONTEXT, options())
+        handle = _alchemy.openai_completions_stream(
+            model_for(server.url), context("write it"), options()
+        )
         while (event := handle.next_event()) is not None:
             if event["type"] == "tool_call_delta":
                 block = event["partial"]["content"][event["content_index"]]

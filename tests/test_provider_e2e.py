@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import pytest
+from support.agent_support import sum_tool
 
 from tinyagent import testing
 from tinyagent.agent_types import (
@@ -207,21 +208,12 @@ def test_thousand_slow_streams_on_one_loop_without_starvation() -> None:
 
 
 def test_agent_runs_a_tool_through_the_provider() -> None:
-    from tinyagent import Agent, AgentOptions, AgentTool, AgentToolResult
-
-    async def add(call_id: str, args: dict, signal: Any, on_update: Any) -> AgentToolResult:
-        return AgentToolResult(content=[TextContent(text=str(args["a"] + args["b"]))])
-
-    schema = {
-        "type": "object",
-        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-        "required": ["a", "b"],
-    }
+    from tinyagent import Agent, AgentOptions
 
     async def main(url: str) -> Any:
         agent = Agent(AgentOptions(stream_fn=stream_alchemy_openai_completions))
         agent.set_model(model_for(url))
-        agent.set_tools([AgentTool(name="sum", description="Add", parameters=schema, execute=add)])
+        agent.set_tools([sum_tool()])
         reply = await agent.prompt("Please use sum to add 2 and 40.")
         return reply, agent.state.messages
 

@@ -7,10 +7,8 @@ tests put every provider and alias through both and compare, so neither can drif
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from support.core_inputs import model_for, options
+from support.core_inputs import context, model_for, options
 
 from tinyagent import _alchemy
 from tinyagent._provider_routing import _API_ALIASES, PROVIDER_KEY_ENV, canonical_api, infer_api
@@ -50,18 +48,10 @@ def test_the_core_reads_the_same_key_variable_as_python(
         # No api_key in the options: the core looks it up itself (a set key is sent even to a
         # loopback server). The OpenAI-compatible api keeps anthropic/kimi on the owned transport.
         model = model_for(server.url, provider=provider, api="openai-completions")
-        final = _alchemy.collect_openai_completions(model, _context(), options())["final_message"]
+        final = _alchemy.collect_openai_completions(model, context(), options())["final_message"]
         sent = server.requests[0].headers.get("authorization")
     assert final["stop_reason"] == "stop", final.get("error_message")
     assert sent == f"Bearer key-{variable}"
-
-
-def _context() -> dict[str, Any]:
-    return {
-        "system_prompt": "",
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-        "tools": None,
-    }
 
 
 ALIASES = [*_API_ALIASES, "openai-completions", "minimax-completions", "anthropic-messages"]
