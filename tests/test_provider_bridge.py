@@ -16,22 +16,19 @@ from collections import deque
 from typing import Any
 
 import pytest
+from support.provider_support import collect, local_stream, run, use_core
 
 from tinyagent import _bridge
 from tinyagent import alchemy_provider as ap
 from tinyagent.agent_types import (
     AssistantMessage,
     AssistantMessageEvent,
-    Context,
-    SimpleStreamOptions,
     TextContent,
     ThinkingContent,
     ToolCallContent,
     new_zero_usage,
 )
-from tinyagent.alchemy_provider import AlchemyStreamResponse, OpenAICompatModel
-
-LIVENESS = 3.0
+from tinyagent.alchemy_provider import AlchemyStreamResponse
 
 
 class PipeNotifier:
@@ -153,14 +150,6 @@ def text_reply(*deltas: str) -> list[tuple]:
         ("text_end", 0, full, None),
         ("done", None, "stop", final_dict(full)),
     ]
-
-
-async def collect(response: AlchemyStreamResponse) -> list[AssistantMessageEvent]:
-    return [event async for event in response]
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, LIVENESS))
 
 
 # --- event mapping ------------------------------------------------------------------------
@@ -491,19 +480,10 @@ def test_module_stand_in_with_a_notifier_uses_the_batch_path(
 ) -> None:
     handle = ScriptedBatchHandle(*text_reply("via ", "the seam"))
 
-    class Core:
-        Notifier = PipeNotifier
-
-        def openai_completions_stream(self, model: Any, context: Any, options: Any) -> Any:
-            return handle
-
-    monkeypatch.setattr(ap, "_ALCHEMY_MODULE", Core())
+    use_core(monkeypatch, lambda model, context, options: handle, notifier=PipeNotifier)
 
     async def main() -> list[AssistantMessageEvent]:
-        response = await ap.stream_alchemy_openai_completions(
-            OpenAICompatModel(provider="local"), Context(), SimpleStreamOptions()
-        )
-        return await collect(response)
+        return await collect(await local_stream())
 
     events = run(main())
     assert handle.drains >= 1  # ScriptedBatchHandle has no next_event: only drain() can work

@@ -13,6 +13,7 @@ from collections import deque
 from typing import Any
 
 import pytest
+from support.provider_support import LIVENESS, collect, local_stream, run, use_core
 
 from tinyagent import alchemy_provider as ap
 from tinyagent.agent_types import (
@@ -23,8 +24,6 @@ from tinyagent.agent_types import (
     new_zero_usage,
 )
 from tinyagent.alchemy_provider import AlchemyStreamResponse, OpenAICompatModel
-
-LIVENESS = 3.0
 
 
 def final(**overrides: Any) -> dict[str, Any]:
@@ -79,14 +78,6 @@ class BlockingHandle:
     def cancel(self) -> None:
         self.cancel_calls += 1
         self._cancelled.set()
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, LIVENESS))
-
-
-async def collect(response: AlchemyStreamResponse) -> list[AssistantMessageEvent]:
-    return [event async for event in response]
 
 
 def test_dict_events_are_validated_and_objects_pass_through() -> None:
@@ -247,17 +238,10 @@ def test_waiting_streams_leave_the_default_executor_free() -> None:
 
 def test_stream_through_the_module_seam(monkeypatch: pytest.MonkeyPatch) -> None:
     handle = ListHandle([{"type": "start"}, {"type": "done", "reason": "stop", "message": final()}])
-
-    class Core:
-        def openai_completions_stream(self, model: Any, context: Any, options: Any) -> ListHandle:
-            return handle
-
-    monkeypatch.setattr(ap, "_ALCHEMY_MODULE", Core())
+    use_core(monkeypatch, lambda model, context, options: handle)
 
     async def main() -> tuple[list[AssistantMessageEvent], AssistantMessage]:
-        response = await ap.stream_alchemy_openai_completions(
-            OpenAICompatModel(provider="local"), Context(), SimpleStreamOptions()
-        )
+        response = await local_stream()
         return await collect(response), await response.result()
 
     events, message = run(main())
@@ -266,11 +250,7 @@ def test_stream_through_the_module_seam(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_response_repr_never_shows_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Core:
-        def openai_completions_stream(self, model: Any, context: Any, options: Any) -> ListHandle:
-            return ListHandle([])
-
-    monkeypatch.setattr(ap, "_ALCHEMY_MODULE", Core())
+    use_core(monkeypatch, lambda model, context, options: ListHandle([]))
     options = SimpleStreamOptions(api_key="sk-top-secret", headers={"X-Key": "hdr-secret"})
     model = OpenAICompatModel(headers={"Authorization": "Bearer model-secret"})
     response = asyncio.run(ap.stream_alchemy_openai_completions(model, Context(), options))
@@ -282,12 +262,11 @@ def test_response_repr_never_shows_the_key(monkeypatch: pytest.MonkeyPatch) -> N
 def test_key_and_credential_headers_are_scrubbed_from_handle_errors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Core:
-        def openai_completions_stream(self, model: Any, context: Any, options: Any) -> ListHandle:
-            echoed = f"HTTP 401: key {options['api_key']} / {model['headers']['Authorization']}"
-            return ListHandle([RuntimeError(echoed + " (attempt 1)")])
+    def open_stream(model: Any, context: Any, options: Any) -> ListHandle:
+        echoed = f"HTTP 401: key {options['api_key']} / {model['headers']['Authorization']}"
+        return ListHandle([RuntimeError(echoed + " (attempt 1)")])
 
-    monkeypatch.setattr(ap, "_ALCHEMY_MODULE", Core())
+    use_core(monkeypatch, open_stream)
     model = OpenAICompatModel(headers={"Authorization": "Bearer tok-abcdef", "X-Flag": "1"})
     options = SimpleStreamOptions(api_key="sk-live-777")
 
@@ -326,17 +305,9 @@ def test_module_stand_in_without_notifier_is_driven_by_next_event(
     handle = HybridHandle(
         [{"type": "start"}, {"type": "done", "reason": "stop", "message": final()}]
     )
-
-    class Core:
-        def openai_completions_stream(self, model: Any, context: Any, options: Any) -> Any:
-            return handle
-
-    monkeypatch.setattr(ap, "_ALCHEMY_MODULE", Core())
+    use_core(monkeypatch, lambda model, context, options: handle)
 
     async def main() -> list[AssistantMessageEvent]:
-        response = await ap.stream_alchemy_openai_completions(
-            OpenAICompatModel(provider="local"), Context(), SimpleStreamOptions()
-        )
-        return await collect(response)
+        return await collect(await local_stream())
 
     assert [e.type for e in run(main())] == ["start", "done"]

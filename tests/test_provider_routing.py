@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import pytest
+from support.provider_support import use_core
 
 import tinyagent.agent_types as agent_types
 from tinyagent import alchemy_provider as ap
@@ -455,11 +456,10 @@ def test_message_without_model_dump_is_a_type_error(core: RecordingCore) -> None
 
 
 def test_core_input_error_text_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
-    class EchoingCore:
-        def openai_completions_stream(self, model: Any, context: Any, options: Any) -> Any:
-            raise ValueError(f"invalid options: bad key {options['api_key']}")
+    def echoing(model: Any, context: Any, options: Any) -> Any:
+        raise ValueError(f"invalid options: bad key {options['api_key']}")
 
-    monkeypatch.setattr(ap, "_ALCHEMY_MODULE", EchoingCore())
+    use_core(monkeypatch, echoing)
     with pytest.raises(ValueError) as info:
         asyncio.run(
             ap.stream_alchemy_openai_completions(
