@@ -15,9 +15,9 @@ import pytest
 from support.agent_support import (
     ScriptedReply,
     ScriptedStreamFn,
-    ScriptedToolCall,
     run,
     scripted_agent,
+    sum_calls,
     sum_tool,
 )
 from support.run_sync import run_sync
@@ -184,7 +184,7 @@ def test_steer_from_another_thread_reaches_the_run():
         await asyncio.sleep(0.01)  # let the call_soon_threadsafe callback run
         return AgentToolResult(content=[TextContent(text="ok")])
 
-    script = [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 2})]), "seen"]
+    script = [sum_calls((1, 2)), "seen"]
     agent, stream_fn, _ = scripted_agent(script, tools=[sum_tool(slow_tool)])
     agent_box.append(agent)
     run(agent.prompt("x"))
@@ -263,7 +263,7 @@ def test_tools_see_the_signal_and_unfinished_calls_are_aborted():
         return AgentToolResult(content=[TextContent(text="never")])
 
     agent, stream_fn, _ = scripted_agent(
-        [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 2})])],
+        [sum_calls((1, 2))],
         tools=[sum_tool(watcher_tool)],
     )
     agent.subscribe(abort_soon_after_tools_start(agent))
@@ -289,7 +289,7 @@ def test_tool_that_suppresses_cancellation_is_detached_after_a_second(caplog):
         return AgentToolResult(content=[TextContent(text="late")])
 
     agent, _, rec = scripted_agent(
-        [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 2})])],
+        [sum_calls((1, 2))],
         tools=[sum_tool(stubborn)],
     )
     agent.subscribe(abort_soon_after_tools_start(agent))
@@ -331,7 +331,7 @@ def test_listener_failure_during_tools_closes_them_and_reports_the_listener():
         return AgentToolResult(content=[TextContent(text="never")])
 
     agent, stream_fn, rec = scripted_agent(
-        [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 2})])],
+        [sum_calls((1, 2))],
         tools=[sum_tool(slow)],
     )
 
@@ -363,7 +363,7 @@ def test_abort_stops_hooks_that_never_return():
         await asyncio.Event().wait()
 
     tools_agent, _, _ = scripted_agent(
-        [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 2})])],
+        [sum_calls((1, 2))],
         tools=[sum_tool()],
         before_tool_call=hanging_before,
     )

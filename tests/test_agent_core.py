@@ -16,6 +16,7 @@ from support.agent_support import (
     run,
     scripted_agent,
     scripted_model,
+    sum_calls,
     sum_tool,
 )
 
@@ -66,7 +67,7 @@ def test_agent_options_fields_in_contract_order():
 
 
 def test_state_is_updated_before_listeners_see_the_event():
-    script = [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 2})]), "3"]
+    script = [sum_calls((1, 2)), "3"]
     agent, _, _ = scripted_agent(script, tools=[sum_tool()])
     observed = []
 
@@ -404,7 +405,7 @@ def test_should_stop_after_turn_gets_live_objects_and_stops():
         seen.update(message=message, tool_results=tool_results, context=context, new=new_messages)
         return True
 
-    script = [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 2})]), "never"]
+    script = [sum_calls((1, 2)), "never"]
     agent, stream_fn, rec = scripted_agent(
         script, tools=[sum_tool()], should_stop_after_turn=should_stop
     )

@@ -10,11 +10,11 @@ import pytest
 from support.agent_support import (
     ScriptedReply,
     ScriptedStreamFn,
-    ScriptedToolCall,
     label,
     run,
     scripted_model,
     squeeze,
+    sum_calls,
     sum_tool,
 )
 
@@ -168,9 +168,7 @@ def test_stream_assistant_response_keeps_the_context_in_step_with_the_partial():
 
 
 def test_run_loop_runs_tools_and_ends_the_stream():
-    fn = ScriptedStreamFn(
-        [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 2, "b": 3})]), "5"]
-    )
+    fn = ScriptedStreamFn([sum_calls((2, 3)), "5"])
 
     async def main():
         stream = create_agent_stream()

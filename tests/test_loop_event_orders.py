@@ -12,6 +12,7 @@ from support.agent_support import (
     ScriptedToolCall,
     run,
     scripted_agent,
+    sum_calls,
     sum_tool,
 )
 
@@ -39,12 +40,7 @@ def test_plain_reply():
 
 def test_two_tool_calls_then_text():
     script = [
-        ScriptedReply(
-            tool_calls=[
-                ScriptedToolCall("sum", {"a": 1, "b": 2}),
-                ScriptedToolCall("sum", {"a": 3, "b": 4}),
-            ]
-        ),
+        sum_calls((1, 2), (3, 4)),
         "The sums are 3 and 7.",
     ]
     agent, _, rec = scripted_agent(script, tools=[sum_tool()])
@@ -205,8 +201,8 @@ def extract_result(end_event):
 
 def test_turn_limit_reached():
     script = [
-        ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 1})]),
-        ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 2, "b": 2})]),
+        sum_calls((1, 1)),
+        sum_calls((2, 2)),
         "never requested",
     ]
     agent, stream_fn, rec = scripted_agent(script, tools=[sum_tool()], max_turns=2)
@@ -325,7 +321,7 @@ def test_steering_queued_during_a_tool_opens_the_next_turn():
         agent_box[0].steer(UserMessage(content=[TextContent(text="change of plan")]))
         return AgentToolResult(content=[TextContent(text="done")])
 
-    script = [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 2})]), "ok, new plan"]
+    script = [sum_calls((1, 2)), "ok, new plan"]
     agent, stream_fn, rec = scripted_agent(script, tools=[sum_tool(steer_while_running)])
     agent_box.append(agent)
     run(agent.prompt("go"))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 from support.agent_support import (
-    ScriptedReply,
-    ScriptedToolCall,
     run,
     scripted_agent,
     scripted_model,
+    sum_calls,
     sum_tool,
 )
 
@@ -47,7 +46,7 @@ def test_per_run_tools_and_hooks():
         seen.append(tool_call.name)
         return ToolLoopControl()
 
-    script = [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 2})]), "3"]
+    script = [sum_calls((1, 2)), "3"]
     agent, stream_fn, _ = scripted_agent(script)
     options = RunOptions(tools=[sum_tool()], before_tool_call=before)
     run(agent.prompt("add", options=options))

@@ -10,7 +10,12 @@ import threading
 import time
 
 import pytest
-from support.agent_support import ScriptedReply, ScriptedToolCall, run, scripted_agent, sum_tool
+from support.agent_support import (
+    run,
+    scripted_agent,
+    sum_calls,
+    sum_tool,
+)
 
 from tinyagent import AgentTool, AgentToolResult, TextContent
 
@@ -24,7 +29,7 @@ def _text(message):
 
 
 def _call_sum_then(text="done"):
-    return [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 2, "b": 40})]), text]
+    return [sum_calls((2, 40)), text]
 
 
 def test_a_plain_def_tool_runs_in_a_worker_thread_and_its_result_reaches_the_model():

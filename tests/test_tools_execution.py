@@ -14,6 +14,7 @@ from support.agent_support import (
     ScriptedToolCall,
     run,
     scripted_agent,
+    sum_calls,
     sum_tool,
 )
 
@@ -309,14 +310,7 @@ def test_before_hook_result_defaults_to_error_and_terminate_only_still_runs_the_
             return ToolLoopControl(result=AgentToolResult(content=[TextContent(text="blocked")]))
         return ToolLoopControl(terminate=True)
 
-    script = [
-        ScriptedReply(
-            tool_calls=[
-                ScriptedToolCall("sum", {"a": 1, "b": 1}),
-                ScriptedToolCall("sum", {"a": 2, "b": 2}),
-            ]
-        )
-    ]
+    script = [sum_calls((1, 1), (2, 2))]
     agent, stream_fn, rec = scripted_agent(
         script, tools=[sum_tool(execute)], before_tool_call=before
     )
@@ -336,7 +330,7 @@ def test_before_hook_result_defaults_to_error_and_terminate_only_still_runs_the_
     ],
 )
 def test_misbehaving_before_hook_gives_error_result(hook, expected):
-    script = [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 1})]), "recovered"]
+    script = [sum_calls((1, 1)), "recovered"]
     agent, _, _ = scripted_agent(script, tools=[sum_tool()], before_tool_call=hook)
     reply = run(agent.prompt("x"))
     assert text(agent.state.messages[2]) == expected and agent.state.messages[2].is_error
@@ -351,7 +345,7 @@ def test_misbehaving_before_hook_gives_error_result(hook, expected):
     ],
 )
 def test_misbehaving_after_hook_gives_error_result(hook, expected):
-    script = [ScriptedReply(tool_calls=[ScriptedToolCall("sum", {"a": 1, "b": 1})]), "recovered"]
+    script = [sum_calls((1, 1)), "recovered"]
     agent, _, _ = scripted_agent(script, tools=[sum_tool()], after_tool_call=hook)
     reply = run(agent.prompt("x"))
     assert text(agent.state.messages[2]) == expected and agent.state.messages[2].is_error
@@ -370,12 +364,7 @@ def test_after_hook_replaces_or_updates_results_in_call_order():
         return ToolLoopControl(is_error=True)
 
     script = [
-        ScriptedReply(
-            tool_calls=[
-                ScriptedToolCall("sum", {"a": 1, "b": 1}),
-                ScriptedToolCall("sum", {"a": 2, "b": 2}),
-            ]
-        ),
+        sum_calls((1, 1), (2, 2)),
         "ok",
     ]
     agent, _, rec = scripted_agent(script, tools=[sum_tool()], after_tool_call=after)

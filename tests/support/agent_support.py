@@ -39,6 +39,12 @@ def sum_tool(execute: Any = sum_tool_execute, name: str = "sum") -> AgentTool:
     )
 
 
+def sum_calls(*pairs: tuple[int, int], name: str = "sum", **fields: Any) -> ScriptedReply:
+    """A scripted reply that calls ``name`` once per ``(a, b)`` pair, in order."""
+    calls = [ScriptedToolCall(name, {"a": a, "b": b}) for a, b in pairs]
+    return ScriptedReply(tool_calls=calls, **fields)
+
+
 def label(event: Any) -> str:
     """``message_update`` events as ``upd[<inner type>]``, everything else by its type."""
     if event.type == "message_update":
@@ -99,6 +105,7 @@ __all__ = [
     "run",
     "scripted_agent",
     "squeeze",
+    "sum_calls",
     "sum_tool",
     "scripted_model",
 ]
