@@ -26,6 +26,17 @@ TEXT_REPLY = [
     "upd[text_end]",
     "message_end",
 ]
+#: Two tool calls run together, the first finishing first: each result message follows its end.
+TWO_TOOLS = [
+    "tool_execution_start",
+    "tool_execution_start",
+    "tool_execution_end",
+    "message_start",
+    "message_end",
+    "tool_execution_end",
+    "message_start",
+    "message_end",
+]
 
 
 def test_plain_reply():
@@ -55,14 +66,7 @@ def test_two_tool_calls_then_text():
         "upd[tool_call_end]",
         "upd[tool_call_end]",
         "message_end",
-        "tool_execution_start",
-        "tool_execution_start",
-        "tool_execution_end",
-        "message_start",
-        "message_end",
-        "tool_execution_end",
-        "message_start",
-        "message_end",
+        *TWO_TOOLS,
         "turn_end",
         "turn_start",
         *TEXT_REPLY,
@@ -137,8 +141,6 @@ def test_abort_while_streaming():
 
 
 def test_abort_while_tools_run():
-    release_fast = asyncio.Event
-
     async def fast(tool_call_id, args, signal, on_update):
         return AgentToolResult(content=[TextContent(text="fast done")])
 
@@ -146,7 +148,6 @@ def test_abort_while_tools_run():
         await asyncio.sleep(30)
         return AgentToolResult(content=[TextContent(text="never")])
 
-    del release_fast
     tools = [sum_tool(fast, name="a"), sum_tool(slow, name="b")]
     script = [
         ScriptedReply(
@@ -166,14 +167,7 @@ def test_abort_while_tools_run():
     reply = run(agent.prompt("go"))
     tail = rec.labels[rec.labels.index("tool_execution_start") :]
     assert tail == [
-        "tool_execution_start",
-        "tool_execution_start",
-        "tool_execution_end",
-        "message_start",
-        "message_end",
-        "tool_execution_end",
-        "message_start",
-        "message_end",
+        *TWO_TOOLS,
         "turn_end",
         "turn_start",
         "message_start",
