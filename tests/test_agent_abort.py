@@ -13,6 +13,7 @@ import time
 
 import pytest
 from support.agent_support import (
+    CLOSING_TURN,
     ScriptedReply,
     ScriptedStreamFn,
     run,
@@ -345,13 +346,7 @@ def test_listener_failure_during_tools_closes_them_and_reports_the_listener():
     assert reply.error_message == "listener f failed: ValueError: bad tool view"
     assert rec.labels.count("tool_execution_start") == rec.labels.count("tool_execution_end") == 1
     assert agent.state.messages[2].content[0].text == "Tool execution aborted"
-    assert rec.labels[-5:] == [
-        "turn_start",
-        "message_start",
-        "message_end",
-        "turn_end",
-        "agent_end",
-    ]
+    assert rec.labels[-5:] == CLOSING_TURN
     assert len(stream_fn.calls) == 1 and agent.state.error == reply.error_message
 
 
@@ -381,10 +376,4 @@ def test_abort_stops_hooks_that_never_return():
     stop_agent.subscribe(abort_at_turn_end)
     reply = run(stop_agent.prompt("x"))
     assert reply.stop_reason == "aborted" and len(stream_fn.calls) == 1
-    assert rec.labels[-5:] == [
-        "turn_start",
-        "message_start",
-        "message_end",
-        "turn_end",
-        "agent_end",
-    ]
+    assert rec.labels[-5:] == CLOSING_TURN

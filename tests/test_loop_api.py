@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 from support.agent_support import (
+    CLOSING_TURN,
     ScriptedReply,
     ScriptedStreamFn,
     label,
@@ -224,13 +225,7 @@ def test_poll_failure_ends_the_run_with_an_error_message():
     final = events[-1].messages[-1]
     assert final.stop_reason == "error"
     assert final.error_message == "get_follow_up_messages failed: OSError: queue store offline"
-    assert [e.type for e in events][-5:] == [
-        "turn_start",
-        "message_start",
-        "message_end",
-        "turn_end",
-        "agent_end",
-    ]
+    assert [e.type for e in events][-5:] == CLOSING_TURN
 
 
 def test_unexpected_internal_failure_still_ends_the_run():
@@ -255,10 +250,4 @@ def test_unexpected_internal_failure_still_ends_the_run():
     events = run(main())
     closing = events[-1].messages[-1]
     assert closing.stop_reason == "error" and closing.error_message == "RuntimeError: push failed"
-    assert [e.type for e in events][-5:] == [
-        "turn_start",
-        "message_start",
-        "message_end",
-        "turn_end",
-        "agent_end",
-    ]
+    assert [e.type for e in events][-5:] == CLOSING_TURN

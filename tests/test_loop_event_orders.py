@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from support.agent_support import (
+    CLOSING_TURN,
     Recorder,
     ScriptedReply,
     ScriptedStreamFn,
@@ -169,11 +170,7 @@ def test_abort_while_tools_run():
     assert tail == [
         *TWO_TOOLS,
         "turn_end",
-        "turn_start",
-        "message_start",
-        "message_end",
-        "turn_end",
-        "agent_end",
+        *CLOSING_TURN,
     ]
     ends = rec.of_type("tool_execution_end")
     assert (ends[0].is_error, extract_result(ends[0])) == (False, "fast done")
@@ -202,14 +199,7 @@ def test_turn_limit_reached():
     agent, stream_fn, rec = scripted_agent(script, tools=[sum_tool()], max_turns=2)
     reply = run(agent.prompt("loop"))
     assert len(stream_fn.calls) == 2
-    assert rec.labels[-6:] == [
-        "turn_end",
-        "turn_start",
-        "message_start",
-        "message_end",
-        "turn_end",
-        "agent_end",
-    ]
+    assert rec.labels[-6:] == ["turn_end", *CLOSING_TURN]
     assert reply.stop_reason == "error"
     assert reply.error_message == "turn limit reached (max_turns=2)"
     assert (reply.api, reply.provider, reply.model) == ("scripted", "test", "scripted-model")

@@ -11,6 +11,10 @@ from tinyagent.testing.scripted import ScriptedReply, ScriptedStreamFn, Scripted
 
 LIVENESS_SECONDS = 3.0
 
+#: The last events of a run ended by the loop itself (an error, an abort, the turn limit): one more
+#: turn whose only message is the synthetic assistant message that says why.
+CLOSING_TURN = ["turn_start", "message_start", "message_end", "turn_end", "agent_end"]
+
 SUM_SCHEMA = {
     "type": "object",
     "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
@@ -98,6 +102,7 @@ def scripted_agent(
 
 
 __all__ = [
+    "CLOSING_TURN",
     "Recorder",
     "ScriptedReply",
     "ScriptedStreamFn",
