@@ -41,6 +41,27 @@ def new_zero_usage() -> JsonObject:
     return copy.deepcopy(ZERO_USAGE)
 
 
+_USAGE_KEYS = frozenset(ZERO_USAGE)
+_COST_KEYS = frozenset(ZERO_USAGE["cost"])
+
+
+def check_usage(usage: object, where: str) -> JsonObject:
+    """``usage`` itself when it has every key of :data:`ZERO_USAGE` and of its ``cost`` (presence
+    only), else ``RuntimeError("<where>: usage …")`` saying what is missing or not a dict."""
+    if not isinstance(usage, dict):
+        raise RuntimeError(f"{where}: usage must be a dict")
+    missing = sorted(_USAGE_KEYS.difference(usage))
+    if missing:
+        raise RuntimeError(f"{where}: usage missing key(s): {', '.join(missing)}")
+    cost = usage["cost"]
+    if not isinstance(cost, dict):
+        raise RuntimeError(f"{where}: usage.cost must be a dict")
+    missing = sorted(_COST_KEYS.difference(cost))
+    if missing:
+        raise RuntimeError(f"{where}: usage.cost missing key(s): {', '.join(missing)}")
+    return usage
+
+
 def now_ms() -> int:
     """Epoch milliseconds: the only timestamp format the package creates."""
     return int(time.time() * 1000)

@@ -1,7 +1,7 @@
 """Provider contract helpers of tiny-agent-os 1.2.28/1.2.29, kept for code that imports them.
 
-The checks and types here are thin layers over ours: the usage shape comes from
-:data:`tinyagent.agent_types.ZERO_USAGE` (docs/architecture.md#types), and
+The checks and types here are thin layers over ours: the usage check is the package's one
+(``tinyagent._messages.check_usage``, the keys of :data:`~tinyagent.agent_types.ZERO_USAGE`), and
 :class:`BindingStreamResponseBase` is an :class:`~tinyagent.alchemy_provider.AlchemyStreamResponse`,
 so a response built on it gets the Rust core's batched event path, cancellation and scrubbing.
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, InitVar, dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from tinyagent._messages import check_usage
 from tinyagent._provider_routing import MASK
 from tinyagent.agent_types import (
-    ZERO_USAGE,
     AssistantMessage,
     JsonObject,
     Model,
@@ -40,9 +40,6 @@ __all__ = [
     "validate_usage_contract",
 ]
 
-# Derived from the canonical zero usage so the required keys cannot drift from the schema.
-_USAGE_KEYS = frozenset(ZERO_USAGE)
-_COST_KEYS = frozenset(ZERO_USAGE["cost"])
 _METADATA_FIELDS = ("name", "headers", "context_window", "max_tokens", "reasoning")
 
 
@@ -129,19 +126,8 @@ def missing_keys(data: dict[str, object], required: frozenset[str]) -> list[str]
 
 def validate_usage_contract(raw_usage: object, *, where: str) -> JsonObject:
     """``raw_usage`` itself when it has every usage and cost key (presence only), else
-    ``RuntimeError`` naming ``where`` and what is wrong."""
-    if not isinstance(raw_usage, dict):
-        raise RuntimeError(f"{where}: usage must be a dict")
-    missing = missing_keys(raw_usage, _USAGE_KEYS)
-    if missing:
-        raise RuntimeError(f"{where}: usage missing key(s): {', '.join(missing)}")
-    cost = raw_usage["cost"]
-    if not isinstance(cost, dict):
-        raise RuntimeError(f"{where}: usage.cost must be a dict")
-    missing = missing_keys(cost, _COST_KEYS)
-    if missing:
-        raise RuntimeError(f"{where}: usage.cost missing key(s): {', '.join(missing)}")
-    return cast(JsonObject, raw_usage)
+    ``RuntimeError`` naming ``where`` and what is wrong (the package's one usage check)."""
+    return check_usage(raw_usage, where)
 
 
 def validate_assistant_message_contract(
