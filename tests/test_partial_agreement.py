@@ -202,9 +202,11 @@ def test_loop_without_readers_reads_the_core_through_drain() -> None:
         names: set[str] = set()
         async for event in response:
             events.append(event)
-            names.update(t.name for t in threading.enumerate())
+            # threads started for this stream (an earlier test's idle worker may still exit)
+            names.update(t.name for t in threading.enumerate() if t not in before)
         return events, names
 
+    before = set(threading.enumerate())
     loop = NoReaderLoop()
     try:
         with testing.ModelServer(testing.ScriptedBrain([reply])) as server:

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 from support.provider_support import collect, local_stream, run, use_core
 
-from tinyagent import _bridge
-from tinyagent import alchemy_provider as ap
+from tinyagent import _bridge, _stream_response
 from tinyagent.agent_types import (
     AssistantMessage,
     AssistantMessageEvent,
@@ -518,6 +517,6 @@ def test_loop_without_readers_drives_the_handle_from_a_thread(
         def next_event(self) -> Any:
             return self.events.popleft() if self.events else None
 
-    monkeypatch.setattr(ap, "loop_supports_readers", lambda loop: False)
+    monkeypatch.setattr(_stream_response, "loop_supports_readers", lambda loop: False)
     response = response_for(BothInterfaces())  # type: ignore[arg-type]
     assert [e.type for e in run(collect(response))] == ["start", "done"]

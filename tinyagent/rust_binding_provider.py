@@ -18,26 +18,18 @@ from typing import Any, Literal, TypeAlias, cast, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tinyagent import alchemy_provider
-from tinyagent._bridge import scrubbed_exception
 from tinyagent._provider_routing import (
-    ANTHROPIC_MESSAGES,
-    build_context_dict,
-    credential_headers,
     default_base_url,
     infer_api,
-    make_scrubber,
     reasoning_effort,
-    resolve_api_key,
 )
 from tinyagent.agent_types import (
-    AssistantMessage,
     Context,
     JsonObject,
     Model,
     ReasoningEffort,
     ReasoningMode,
     SimpleStreamOptions,
-    now_ms,
 )
 from tinyagent.provider_contracts import (
     BindingStreamResponseBase,
@@ -215,43 +207,26 @@ def _model_payload(model: Model, options: SimpleStreamOptions) -> BindingModelPa
     )
 
 
+def _model_dict(model: Model, options: SimpleStreamOptions) -> dict[str, Any]:
+    return dump_model_payload(_model_payload(model, options))
+
+
+def _typed_payloads(payloads: alchemy_provider.Payloads) -> alchemy_provider.Payloads:
+    """The context and options dicts checked through this module's payload models (the model
+    dict was built through its own)."""
+    model_dict, context_dict, options_dict = payloads
+    context_payload = BindingContextPayload.model_validate(context_dict)
+    options_payload = BindingOptionsPayload.model_validate(options_dict)
+    return model_dict, dump_model_payload(context_payload), dump_model_payload(options_payload)
+
+
 async def stream_rust_binding(
     model: Model, context: Context, options: SimpleStreamOptions
 ) -> RustBindingStreamResponse:
     """Start one streamed completion on the Rust core with this module's routing rules."""
-    if options is None:
-        options = SimpleStreamOptions()
-    core = alchemy_provider._load_core()
-    model_payload = _model_payload(model, options)
-    context_payload = BindingContextPayload.model_validate(
-        build_context_dict(context, model_payload.api)
-    )
-    api_key = resolve_api_key(model_payload.provider, options)
-    options_payload = BindingOptionsPayload.model_validate(
-        alchemy_provider.build_options_dict(model, options, api_key)
-    )
-    if model_payload.api == ANTHROPIC_MESSAGES:
-        alchemy_provider._warn_experimental_once(model_payload.provider)
-    scrub = make_scrubber([api_key, *credential_headers(model_payload.headers, options.headers)])
-    try:
-        handle = core.openai_completions_stream(
-            dump_model_payload(model_payload),
-            dump_model_payload(context_payload),
-            dump_model_payload(options_payload),
-        )
-    except Exception as exc:
-        clean = scrubbed_exception(exc, scrub)
-        if clean is exc:
-            raise
-        raise clean from None
-    partial = AssistantMessage(
-        content=[],
-        stop_reason="stop",
-        timestamp=now_ms(),
-        api=model_payload.api,
-        provider=model_payload.provider,
-        model=model.id,
+    started = alchemy_provider.start_core_stream(
+        model, context, options, route=_model_dict, check=_typed_payloads
     )
     return RustBindingStreamResponse(
-        _handle=handle, signal=options.signal, partial=partial, scrub=scrub
+        _handle=started.handle, signal=started.signal, partial=started.partial, scrub=started.scrub
     )
