@@ -14,6 +14,8 @@ flight:
 - ``tinyagent``: ``await arun_batch(agent, rows, concurrency=1000, progress=False)``, an Agent on
   ``stream_alchemy_openai_completions`` with an ``OpenAICompatModel(provider="local")`` and one
   ``lookup`` tool;
+- ``naive``: the same Agent and tool without the batch engine: a fresh Agent per row,
+  ``asyncio.Semaphore(1000)`` and ``asyncio.gather`` over ``agent.prompt_text(row)``;
 - ``openai``: ``AsyncOpenAI(base_url=..., api_key="x")``, ``asyncio.Semaphore(1000)`` and the
   usual manual tool loop (``stream=True``, tool-call deltas accumulated by index, the tool run,
   a second streamed request, the answer collected).
@@ -95,6 +97,42 @@ async def run_tinyagent(url: str, rows: list[str], concurrency: int) -> dict[str
             "outputs": outputs}
 
 
+async def run_naive(url: str, rows: list[str], concurrency: int) -> dict[str, Any]:
+    """The loop a person writes without ``run_batch``: a fresh Agent per row, a semaphore and
+    ``asyncio.gather`` (what the batch engine must not be slower than)."""
+    from tinyagent import Agent, AgentOptions
+    from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
+    from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
+
+    calls = 0
+
+    async def execute(tool_call_id: str, args: dict[str, Any], signal: Any,
+                      on_update: Any) -> AgentToolResult:
+        nonlocal calls
+        calls += 1
+        return AgentToolResult(content=[TextContent(text=lookup(**args))])
+
+    model = OpenAICompatModel(provider="local", id="bench", base_url=url)
+    tool = AgentTool(name="lookup", description="Weather of a city", parameters=LOOKUP_SCHEMA,
+                     execute=execute)
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def row(prompt: str) -> str:
+        async with semaphore:
+            agent = Agent(AgentOptions(stream_fn=stream_alchemy_openai_completions))
+            agent.set_model(model)
+            agent.set_tools([tool])
+            return await agent.prompt_text(prompt)
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    results = await asyncio.gather(*(row(r) for r in rows), return_exceptions=True)
+    elapsed, spent = time.perf_counter() - wall, time.process_time() - cpu
+    outputs = [r if isinstance(r, str) else None for r in results]
+    errors = [repr(r) for r in results if isinstance(r, BaseException)]
+    return {"wall": elapsed, "cpu": spent, "done": sum(o is not None for o in outputs),
+            "tool_calls": calls, "outputs": outputs, "errors": errors[:3]}
+
+
 async def run_openai(base_url: str, rows: list[str], concurrency: int) -> dict[str, Any]:
     from openai import AsyncOpenAI
 
@@ -158,7 +196,8 @@ async def run_openai(base_url: str, rows: list[str], concurrency: int) -> dict[s
 
 
 def thread_cpu() -> dict[str, float]:
-    """CPU seconds of this process's threads by name ("main" for the main thread)."""
+    """CPU seconds of this process's threads by name ("main" for the main thread), and the
+    kernel's share of each ("<name> (kernel)": system calls, wake-ups, the TCP receive path)."""
     spent: dict[str, float] = {}
     for tid in os.listdir("/proc/self/task"):
         try:
@@ -168,6 +207,7 @@ def thread_cpu() -> dict[str, float]:
         name = "main" if tid == str(os.getpid()) else stat[stat.index("(") + 1:stat.rindex(")")]
         fields = stat.rsplit(")", 1)[1].split()
         spent[name] = spent.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+        spent[f"{name} (kernel)"] = spent.get(f"{name} (kernel)", 0.0) + int(fields[12]) / TICK
     return spent
 
 
@@ -180,6 +220,9 @@ def child(args: argparse.Namespace) -> None:
 
             runner.ENDS_ONLY = False
         target, url = run_tinyagent, args.url
+    elif args.child == "naive":
+        import tinyagent  # noqa: F401
+        target, url = run_naive, args.url
     else:
         import openai  # noqa: F401
         target, url = run_openai, args.base_url
@@ -240,7 +283,7 @@ def main() -> None:
                         help="tinyagent rows read every token (tinyagent.batch._runner.ENDS_ONLY "
                              "= False), as before rows delivered only their ends")
     # child mode
-    parser.add_argument("--child", choices=["tinyagent", "openai"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["tinyagent", "naive", "openai"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--expected", help=argparse.SUPPRESS)
