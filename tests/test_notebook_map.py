@@ -209,14 +209,14 @@ def test_the_batch_runs_with_the_configuration_of_the_conversation(
     assert rows is CITIES and options["prompt"] == "Hi {city}"
     assert (config.model.provider, config.model.id) == ("demo", "tinyagent-demo")
     assert config.model.base_url == demo.url
-    assert config.system_prompt == "Be brief." and config.temperature == 0.2
-    assert config.enable_prompt_caching is False
+    assert config.system_prompt == "Be brief." and config.options.temperature == 0.2
+    assert config.options.enable_prompt_caching is False
     assert "budget" in options and options["budget"] is None and "concurrency" not in options
     # the system prompt is sticky, as for a normal cell
     assert session_of(shell).conversation().sticky["system"] == "Be brief."
     run_map(shell, "--map df --budget $0.25 --concurrency 3 --cache c.db", "Hi {city}")
     config, _rows, options = seen[-1]
-    assert config.system_prompt == "Be brief." and config.enable_prompt_caching is True
+    assert config.system_prompt == "Be brief." and config.options.enable_prompt_caching is True
     assert options["budget"] == 0.25 and options["concurrency"] == 3
     assert options["cache"] == "c.db"
     # --name: that conversation's settings; --agent VAR: that Agent, changed for this batch only

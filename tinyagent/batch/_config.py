@@ -13,23 +13,10 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from tinyagent.agent_types import (
-    AfterToolCallFn,
-    AgentState,
-    AgentTool,
-    ApiKeyResolver,
-    BeforeToolCallFn,
-    ConvertToLlmFn,
-    Model,
-    ShouldStopAfterTurnFn,
-    StreamFn,
-    ThinkingBudgets,
-    ThinkingLevel,
-    TransformContextFn,
-)
+from tinyagent.agent_types import AgentState, AgentTool, Model, StreamFn, ThinkingLevel
 
 if TYPE_CHECKING:
-    from tinyagent.agent import Agent
+    from tinyagent.agent import Agent, AgentOptions
 
 __all__ = ["AgentConfig"]
 
@@ -38,59 +25,48 @@ _MODEL_FIELDS = ("id", "provider", "api", "base_url", "reasoning", "compat", "ex
 
 @dataclasses.dataclass(frozen=True)
 class AgentConfig:
+    """What a row's Agent is built from: the state a run reads, and the Agent's ``AgentOptions``
+    as they are when the batch starts (``initial_state`` unused: the state is the fields here)."""
+
     model: Model
     system_prompt: str = ""
     tools: tuple[AgentTool, ...] = ()
     thinking_level: ThinkingLevel = ThinkingLevel.OFF
-    convert_to_llm: ConvertToLlmFn | None = None
-    transform_context: TransformContextFn | None = None
-    steering_mode: str = "one-at-a-time"
-    follow_up_mode: str = "one-at-a-time"
-    stream_fn: StreamFn | None = None
-    session_id: str | None = None
-    get_api_key: ApiKeyResolver | None = None
-    thinking_budgets: ThinkingBudgets | None = None
-    enable_prompt_caching: bool = False
-    before_tool_call: BeforeToolCallFn | None = None
-    after_tool_call: AfterToolCallFn | None = None
-    should_stop_after_turn: ShouldStopAfterTurnFn | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    max_turns: int | None = 100
+    options: AgentOptions = dataclasses.field(default_factory=lambda: _default_options())
 
     @classmethod
     def from_agent(cls, agent: Agent) -> AgentConfig:
+        from tinyagent.agent import AgentOptions
+
         state = agent.state
         if state.model is None:
             raise RuntimeError("No model configured: call agent.set_model(...) before a batch")
+        read = {"steering_mode": agent.get_steering_mode, "follow_up_mode": agent.get_follow_up_mode}
+        settings: dict[str, Any] = {
+            f.name: read[f.name]() if f.name in read else getattr(agent, f.name)
+            for f in dataclasses.fields(AgentOptions)
+            if f.name != "initial_state"
+        }
         return cls(
             model=state.model.model_copy(),
             system_prompt=state.system_prompt,
             tools=tuple(state.tools),
             thinking_level=state.thinking_level,
-            convert_to_llm=agent.convert_to_llm,
-            transform_context=agent.transform_context,
-            steering_mode=agent.get_steering_mode(),
-            follow_up_mode=agent.get_follow_up_mode(),
-            stream_fn=agent.stream_fn,
-            session_id=agent.session_id,
-            get_api_key=agent.get_api_key,
-            thinking_budgets=agent.thinking_budgets,
-            enable_prompt_caching=agent.enable_prompt_caching,
-            before_tool_call=agent.before_tool_call,
-            after_tool_call=agent.after_tool_call,
-            should_stop_after_turn=agent.should_stop_after_turn,
-            temperature=agent.temperature,
-            max_tokens=agent.max_tokens,
-            max_turns=agent.max_turns,
+            options=AgentOptions(**settings),
         )
 
     def replace(self, **changes: Any) -> AgentConfig:
+        """A copy with ``changes``: fields of this class, or of ``AgentOptions`` (temperature=…)."""
+        own = {f.name for f in dataclasses.fields(self)}
+        settings = {k: v for k, v in changes.items() if k not in own}
+        if settings:
+            changes = {k: v for k, v in changes.items() if k in own}
+            changes["options"] = dataclasses.replace(self.options, **settings)
         return dataclasses.replace(self, **changes)
 
     def new_agent(self, stream_fn: StreamFn | None = None) -> Agent:
         """A fresh Agent with this configuration and an empty history."""
-        from tinyagent.agent import Agent, AgentOptions
+        from tinyagent.agent import Agent
 
         state = AgentState(
             system_prompt=self.system_prompt,
@@ -98,26 +74,15 @@ class AgentConfig:
             thinking_level=self.thinking_level,
             tools=list(self.tools),
         )
-        return Agent(
-            AgentOptions(
-                initial_state=state,
-                convert_to_llm=self.convert_to_llm,
-                transform_context=self.transform_context,
-                steering_mode=self.steering_mode,
-                follow_up_mode=self.follow_up_mode,
-                stream_fn=stream_fn if stream_fn is not None else self.stream_fn,
-                session_id=self.session_id,
-                get_api_key=self.get_api_key,
-                thinking_budgets=self.thinking_budgets,
-                enable_prompt_caching=self.enable_prompt_caching,
-                before_tool_call=self.before_tool_call,
-                after_tool_call=self.after_tool_call,
-                should_stop_after_turn=self.should_stop_after_turn,
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-                max_turns=self.max_turns,
-            )
-        )
+        options = dataclasses.replace(self.options, initial_state=state)
+        if stream_fn is not None:
+            options.stream_fn = stream_fn
+        return Agent(options)
+
+    @property
+    def stream_fn(self) -> StreamFn | None:
+        return self.options.stream_fn
+
 
     def fingerprint(self, **extra: Any) -> str:
         """A hash of what decides a row's answer: the model's identity and request fields, the
@@ -134,10 +99,16 @@ class AgentConfig:
                 for t in self.tools
             ],
             "thinking_level": str(getattr(self.thinking_level, "value", self.thinking_level)),
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "max_turns": self.max_turns,
+            "temperature": self.options.temperature,
+            "max_tokens": self.options.max_tokens,
+            "max_turns": self.options.max_turns,
             "extra": extra,
         }
         text = json.dumps(payload, sort_keys=True, default=repr, ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _default_options() -> AgentOptions:
+    from tinyagent.agent import AgentOptions  # not at import: agent.py imports this package
+
+    return AgentOptions()

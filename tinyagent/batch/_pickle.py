@@ -49,10 +49,11 @@ def pickle_error(value: Any) -> Exception | None:
 def _parts(config: AgentConfig, settings: RowSettings) -> Iterator[tuple[str, Any]]:
     for tool in config.tools:
         yield f"tool {tool.name!r}", tool
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if field.name != "tools" and value is not None:
-            yield f"the agent's {field.name}", value
+    for owner in (config, config.options):
+        for field in dataclasses.fields(owner):
+            value = getattr(owner, field.name)
+            if field.name not in ("tools", "options") and value is not None:
+                yield f"the agent's {field.name}", value
     if callable(settings.prompt.prompt):
         yield "the prompt function", settings.prompt.prompt
     if settings.output is not None:
