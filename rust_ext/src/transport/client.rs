@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
-/// Two workers are plenty: they only move bytes and parse JSON; everything else runs in Python.
-const WORKER_THREADS: usize = 2;
+/// One worker: it only moves bytes and parses JSON (everything else runs in Python), and with a
+/// second one every readable socket could also wake the idle sibling: at 1,000 paced streams a
+/// second worker cost ~12 % more I/O CPU, most of it in the kernel (bench/README.md, batch runs).
+const WORKER_THREADS: usize = 1;
 
 /// Idle keep-alive connections older than this are closed by the pool.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
