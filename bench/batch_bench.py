@@ -71,58 +71,56 @@ def lookup(city: str, unit: str = "celsius") -> str:
 
 # -- drivers (each runs in a fresh child process) ---------------------------------------------
 
-async def run_tinyagent(url: str, rows: list[str], concurrency: int) -> dict[str, Any]:
-    from tinyagent import Agent, AgentOptions
+def lookup_agent(url: str) -> tuple[Any, Any, list[int]]:
+    """The model and ``lookup`` tool of both tinyagent drivers, and the tool's call counter."""
     from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
-    from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
-    from tinyagent.batch import arun_batch
+    from tinyagent.alchemy_provider import OpenAICompatModel
 
-    calls = 0
+    calls = [0]
 
     async def execute(tool_call_id: str, args: dict[str, Any], signal: Any,
                       on_update: Any) -> AgentToolResult:
-        nonlocal calls
-        calls += 1
+        calls[0] += 1
         return AgentToolResult(content=[TextContent(text=lookup(**args))])
 
+    model = OpenAICompatModel(provider="local", id="bench", base_url=url)
+    tool = AgentTool(name="lookup", description="Weather of a city", parameters=LOOKUP_SCHEMA,
+                     execute=execute)
+    return model, tool, calls
+
+
+def new_agent(model: Any, tool: Any) -> Any:
+    from tinyagent import Agent, AgentOptions
+    from tinyagent.alchemy_provider import stream_alchemy_openai_completions
+
     agent = Agent(AgentOptions(stream_fn=stream_alchemy_openai_completions))
-    agent.set_model(OpenAICompatModel(provider="local", id="bench", base_url=url))
-    agent.set_tools([AgentTool(name="lookup", description="Weather of a city",
-                               parameters=LOOKUP_SCHEMA, execute=execute)])
+    agent.set_model(model)
+    agent.set_tools([tool])
+    return agent
+
+
+async def run_tinyagent(url: str, rows: list[str], concurrency: int) -> dict[str, Any]:
+    from tinyagent.batch import arun_batch
+
+    model, tool, calls = lookup_agent(url)
+    agent = new_agent(model, tool)
     cpu, wall = time.process_time(), time.perf_counter()
     result = await arun_batch(agent, rows, concurrency=concurrency, progress=False)
     elapsed, spent = time.perf_counter() - wall, time.process_time() - cpu
     outputs = list(result.outputs)
-    return {"wall": elapsed, "cpu": spent, "done": result.counts["done"], "tool_calls": calls,
+    return {"wall": elapsed, "cpu": spent, "done": result.counts["done"], "tool_calls": calls[0],
             "outputs": outputs}
 
 
 async def run_naive(url: str, rows: list[str], concurrency: int) -> dict[str, Any]:
     """The loop a person writes without ``run_batch``: a fresh Agent per row, a semaphore and
     ``asyncio.gather`` (what the batch engine must not be slower than)."""
-    from tinyagent import Agent, AgentOptions
-    from tinyagent.agent_types import AgentTool, AgentToolResult, TextContent
-    from tinyagent.alchemy_provider import OpenAICompatModel, stream_alchemy_openai_completions
-
-    calls = 0
-
-    async def execute(tool_call_id: str, args: dict[str, Any], signal: Any,
-                      on_update: Any) -> AgentToolResult:
-        nonlocal calls
-        calls += 1
-        return AgentToolResult(content=[TextContent(text=lookup(**args))])
-
-    model = OpenAICompatModel(provider="local", id="bench", base_url=url)
-    tool = AgentTool(name="lookup", description="Weather of a city", parameters=LOOKUP_SCHEMA,
-                     execute=execute)
+    model, tool, calls = lookup_agent(url)
     semaphore = asyncio.Semaphore(concurrency)
 
     async def row(prompt: str) -> str:
         async with semaphore:
-            agent = Agent(AgentOptions(stream_fn=stream_alchemy_openai_completions))
-            agent.set_model(model)
-            agent.set_tools([tool])
-            return await agent.prompt_text(prompt)
+            return await new_agent(model, tool).prompt_text(prompt)
 
     cpu, wall = time.process_time(), time.perf_counter()
     results = await asyncio.gather(*(row(r) for r in rows), return_exceptions=True)
@@ -130,7 +128,7 @@ async def run_naive(url: str, rows: list[str], concurrency: int) -> dict[str, An
     outputs = [r if isinstance(r, str) else None for r in results]
     errors = [repr(r) for r in results if isinstance(r, BaseException)]
     return {"wall": elapsed, "cpu": spent, "done": sum(o is not None for o in outputs),
-            "tool_calls": calls, "outputs": outputs, "errors": errors[:3]}
+            "tool_calls": calls[0], "outputs": outputs, "errors": errors[:3]}
 
 
 async def run_openai(base_url: str, rows: list[str], concurrency: int) -> dict[str, Any]:
