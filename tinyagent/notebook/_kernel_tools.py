@@ -63,6 +63,15 @@ _short = reprlib.Repr()
 _short.maxstring, _short.maxother, _short.maxlist, _short.maxdict = 80, 80, 8, 8
 
 
+def output_bounds(settings: Mapping[str, Any]) -> tuple[int, int]:
+    """What ``%agent config`` sets for kernel-tool outputs and attachments, else the defaults:
+    ``(characters per output, pixels per image side)``."""
+    return (
+        int(settings.get("tool_output_limit") or DEFAULT_LIMIT),
+        int(settings.get("image_max_side") or IMAGE_MAX_SIDE),
+    )
+
+
 def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 

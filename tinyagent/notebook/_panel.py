@@ -24,7 +24,7 @@ from ._attachments import AttachmentError, attachables, content_blocks
 from ._conversation import AgentRun, Conversation, RunSpec, execute
 from ._document import RunDocument
 from ._interrupt import running_loop, start_in_worker
-from ._kernel_tools import DEFAULT_LIMIT, IMAGE_MAX_SIDE
+from ._kernel_tools import output_bounds
 from ._render import LiveRenderer
 from ._session import NotebookSession, session_for
 from ._widget import AgentView
@@ -150,12 +150,9 @@ class ChatPanel:
     def _prompt(self, text: str, attachments: list[dict[str, Any]] | None) -> Any:
         session = self._session()
         shell = session.shell if session is not None else _shell()
-        settings = session.settings if session is not None else {}
+        limit, max_side = output_bounds(session.settings if session is not None else {})
         blocks = content_blocks(
-            attachments,
-            getattr(shell, "user_ns", None),
-            limit=int(settings.get("tool_output_limit") or DEFAULT_LIMIT),
-            max_side=int(settings.get("image_max_side") or IMAGE_MAX_SIDE),
+            attachments, getattr(shell, "user_ns", None), limit=limit, max_side=max_side
         )
         return _user_message([_text(text), *blocks]) if blocks else text
 

@@ -197,14 +197,10 @@ class NotebookSession:
 
     def kernel_tools(self, approve: bool) -> list[Any]:
         """The kernel tools over this shell, bounded as ``%agent config`` says."""
-        from ._kernel_tools import DEFAULT_LIMIT, IMAGE_MAX_SIDE
+        from ._kernel_tools import output_bounds
 
-        return kernel_tools(
-            self.shell,
-            approve=approve,
-            limit=int(self.settings.get("tool_output_limit") or DEFAULT_LIMIT),
-            image_max_side=int(self.settings.get("image_max_side") or IMAGE_MAX_SIDE),
-        )
+        limit, max_side = output_bounds(self.settings)
+        return kernel_tools(self.shell, approve=approve, limit=limit, image_max_side=max_side)
 
     # -- servers -----------------------------------------------------------------------------
 
